@@ -1,0 +1,136 @@
+"""The Faust application: the only module that imports Faust.
+
+``llm.requests`` (raw bytes: one record, a JSON array or NDJSON) → validation → the
+:class:`~detector.core.Detector` → CloudEvents on ``llm.alerts``; rejected records go to
+``llm.requests.dlq`` with their reason and topic/partition/offset. Records must be keyed by
+``account_id`` so each account's records reach one worker in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+import orjson
+from aiokafka.helpers import create_ssl_context
+from prometheus_client import CollectorRegistry
+
+from detector.alerting import Alert
+from detector.config import Settings
+from detector.core import Detector
+from detector.metrics import DetectorMetrics
+from detector.records import decode_envelope, rejection_to_dlq
+
+log = logging.getLogger(__name__)
+
+
+def broker_credentials(settings: Settings):
+    """Faust credentials for the configured security protocol, or None for PLAINTEXT."""
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if settings.security_protocol.endswith("SSL"):
+        ssl_context = create_ssl_context(cafile=settings.ssl_cafile or None,
+                                         certfile=settings.ssl_certfile or None,
+                                         keyfile=settings.ssl_keyfile or None)
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
+                                     mechanism=settings.sasl_mechanism, ssl_context=ssl_context)
+    return faust.SSLCredentials(ssl_context)
+
+
+class DetectorService:
+    """What the agent does with one input message, apart from Faust: decode, detect, route.
+
+    Kept outside the agent body so its outputs (alerts, dead letters) are plain values the
+    agent sends, and the accounting is in one place.
+    """
+
+    def __init__(self, settings: Settings, detector: Detector, metrics: DetectorMetrics):
+        self.settings = settings
+        self.detector = detector
+        self.metrics = metrics
+
+    def handle(self, value: bytes, key: bytes | None, topic: str, partition: int, offset: int
+               ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes | None, bytes]]]:
+        """Alerts and dead letters for one message, as (key, value) pairs ready to send."""
+        started = time.perf_counter()
+        requests, rejections = decode_envelope(value or b"")
+        metrics = self.metrics
+        metrics.messages.inc()
+        alerts: list[Alert] = []
+        for request in requests:
+            alerts.extend(self.detector.process(request))
+        if requests:
+            metrics.records_accepted.inc(len(requests))
+        dead_letters = []
+        for rejection in rejections:
+            metrics.rejections.labels(rejection.reason).inc()
+            dead_letters.append((key, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset)))
+        out = []
+        for alert in alerts:
+            metrics.alerts.labels(alert.type, alert.status, alert.severity).inc()
+            event = alert.to_cloudevent(self.settings.alert_source, self.settings.runbook_url)
+            out.append((alert.key, orjson.dumps(event)))
+        metrics.batch_seconds.observe(time.perf_counter() - started)
+        return out, dead_letters
+
+    def refresh_gauges(self) -> None:
+        """Update the gauges that describe state rather than events."""
+        detector, metrics = self.detector, self.metrics
+        metrics.accounts_tracked.set(len(detector.profiles))
+        metrics.open_alerts.set(len(detector.alerts.open))
+        if detector.watermark > 0:
+            metrics.watermark.set(detector.watermark)
+            metrics.event_lag.set(time.time() - detector.watermark)
+
+
+def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
+               detector: Detector | None = None, **faust_overrides) -> faust.App:
+    """Build the Faust app; ``faust_overrides`` are Faust settings (tests shorten timeouts)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = DetectorMetrics.create(registry)
+    service = DetectorService(settings, detector or Detector(settings.policy()), metrics)
+    faust_settings = dict(
+        broker=",".join(f"kafka://{server}" for server in settings.bootstrap_servers.split(",")),
+        broker_credentials=broker_credentials(settings),
+        store="memory://",
+        datadir=settings.data_dir,
+        web_enabled=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset=settings.auto_offset_reset,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(settings.session_timeout_s / 10.0, 0.5),
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    faust_settings.update(faust_overrides)
+    app = faust.App(settings.app_id, **faust_settings)
+    app.detector_service = service
+    app.metrics_registry = registry
+
+    requests_topic = app.topic(settings.input_topic, key_type=bytes, value_type=bytes)
+    alerts_topic = app.topic(settings.alerts_topic, key_type=bytes, value_type=bytes,
+                             partitions=settings.partitions, internal=True)
+    dlq_topic = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
+                          partitions=settings.partitions, internal=True)
+
+    @app.agent(requests_topic, name="detect")
+    async def detect(stream):
+        async for event in stream.events():
+            message = event.message
+            alerts, dead_letters = service.handle(event.value, message.key, message.topic,
+                                                  message.partition, message.offset)
+            for key, value in alerts:
+                await alerts_topic.send(key=key, value=value)
+            for key, value in dead_letters:
+                await dlq_topic.send(key=key, value=value)
+
+    @app.timer(interval=5.0)
+    async def refresh_gauges():
+        service.refresh_gauges()
+
+    return app

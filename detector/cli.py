@@ -1,0 +1,124 @@
+"""``detector`` command line: argument parsing only; the work is done by the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from detector.errors import DetectorError
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from detector.config import Settings
+    from detector.worker import run_worker
+
+    run_worker(Settings.from_env())
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from detector.config import Settings
+    from detector.core import Detector
+    from detector.replay import replay_file
+
+    settings = Settings.from_env()
+    summary = replay_file(Detector(settings.policy()), args.input, args.output, args.dlq,
+                          alert_source=settings.alert_source, runbook_url=settings.runbook_url)
+    print(summary.line(), file=sys.stderr)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from detector.simulate import Scenario, write
+
+    scenario = Scenario.demo(seed=args.seed) if args.demo_scale else Scenario(seed=args.seed)
+    if args.hours is not None or args.scale != 1.0:
+        scenario = scenario.scaled(args.scale, hours=args.hours)
+    if args.produce:
+        from detector.produce import produce_scenario
+
+        produce_scenario(scenario, args.produce, args.topic, rate=args.rate, batch=args.batch)
+        return 0
+    if not args.output:
+        raise DetectorError("simulate: give -o RECORDS.jsonl[.gz] or --produce BROKER")
+    labels_path = args.labels or _labels_path(args.output)
+    summary = write(scenario, args.output, labels_path)
+    print(f"simulate: {summary}", file=sys.stderr)
+    return 0
+
+
+def _labels_path(records_path: str) -> str:
+    stem = records_path.removesuffix(".gz").removesuffix(".jsonl").removesuffix(".json")
+    return stem + ".labels.json"
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from detector.demo import run_demo
+
+    return run_demo(duration=args.duration, seed=args.seed, rate=args.rate)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from detector.config import Settings
+    from detector.evaluate import evaluate_files
+
+    report = evaluate_files(args.records, args.labels, args.report, policy=Settings.from_env().policy())
+    print(report.text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``detector`` argument parser (its help is the CLI reference in the README)."""
+    parser = argparse.ArgumentParser(prog="detector", description="Detect LLM distillation campaigns in API request logs.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    worker = commands.add_parser("worker", help="run the Faust worker (settings from DETECTOR_* variables)")
+    worker.set_defaults(run=_worker)
+
+    replay = commands.add_parser("replay", help="run the detector over a JSON-lines file of request.v1 records")
+    replay.add_argument("input", help="request.v1 JSON lines; .gz is decompressed; - reads stdin")
+    replay.add_argument("-o", "--output", help="alerts as JSON lines (default stdout; .gz compresses)")
+    replay.add_argument("--dlq", help="rejected lines with their reasons, as dead-letter JSON lines")
+    replay.set_defaults(run=_replay)
+
+    simulate = commands.add_parser("simulate", help="generate labeled request.v1 traffic (benign and attack families)")
+    simulate.add_argument("-o", "--output", help="records as JSON lines (.gz compresses)")
+    simulate.add_argument("--labels", help="labels JSON (default: beside the records, .labels.json)")
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--hours", type=float, help="event-time duration (default: the scenario's)")
+    simulate.add_argument("--scale", type=float, default=1.0, help="multiply every family's account count")
+    simulate.add_argument("--demo-scale", action="store_true", help="the small scenario the demo uses")
+    simulate.add_argument("--produce", metavar="BROKER", help="produce to Kafka at host:port instead of a file")
+    simulate.add_argument("--topic", default="llm.requests")
+    simulate.add_argument("--rate", type=float, default=5000.0, help="records per second when producing")
+    simulate.add_argument("--batch", type=int, default=1, help="records per Kafka message (NDJSON envelope)")
+    simulate.set_defaults(run=_simulate)
+
+    demo = commands.add_parser("demo", help="embedded broker + worker + simulated traffic; prints alerts")
+    demo.add_argument("--duration", type=float, default=120.0, help="seconds before stopping (Ctrl-C stops too)")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--rate", type=float, default=3000.0, help="records per second fed to the worker")
+    demo.set_defaults(run=_demo)
+
+    evaluate = commands.add_parser("eval", help="score the detector on labeled records")
+    evaluate.add_argument("records")
+    evaluate.add_argument("labels")
+    evaluate.add_argument("--report", default="reports/eval", help="folder for report.json and PNG plots")
+    evaluate.set_defaults(run=_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``detector`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except DetectorError as error:
+        print(f"detector {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Settings of the worker, read once from ``DETECTOR_*`` environment variables and frozen.
+
+Nothing reads the environment at import time: :meth:`Settings.from_env` is called by the CLI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from detector.errors import ConfigError
+from detector.policy import DetectionPolicy
+
+PREFIX = "DETECTOR_"
+_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, its environment variable being ``DETECTOR_`` + the field name in capitals."""
+
+    broker_url: str = "kafka://localhost:9092"
+    """Comma-separated bootstrap servers, ``kafka://host:port``."""
+    app_id: str = "distillation-detector"
+    """Faust application id: the consumer group and the prefix of internal topics."""
+    input_topic: str = "llm.requests"
+    alerts_topic: str = "llm.alerts"
+    dlq_topic: str = "llm.requests.dlq"
+    partitions: int = 8
+    """Partitions of the topics the detector creates (alerts, dead letters, internal ones)."""
+    replication_factor: int = 1
+    auto_offset_reset: str = "earliest"
+    """Where a new consumer group starts on the input topic: ``earliest`` or ``latest``."""
+    metrics_port: int = 9108
+    """Prometheus metrics port (0 disables the endpoint)."""
+    metrics_host: str = "0.0.0.0"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    session_timeout_s: float = 30.0
+    """Consumer-group session timeout: how long a dead worker keeps its partitions."""
+    data_dir: str = "./detector-data"
+    """Faust's local data directory."""
+    alert_source: str = "urn:distillation-detector"
+    """CloudEvents ``source`` of every alert."""
+    runbook_url: str = "https://github.com/distillation-detector/detector/blob/main/docs/runbook.md"
+    policy_file: str = ""
+    """Optional JSON overriding :class:`~detector.policy.DetectionPolicy` defaults."""
+    log_level: str = "info"
+
+    def __post_init__(self):
+        if self.security_protocol not in _SECURITY_PROTOCOLS:
+            raise ConfigError(f"DETECTOR_SECURITY_PROTOCOL: expected one of {_SECURITY_PROTOCOLS}; "
+                              f"got {self.security_protocol!r}")
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism not in _SASL_MECHANISMS:
+            raise ConfigError(f"DETECTOR_SASL_MECHANISM: expected one of {_SASL_MECHANISMS}; got {self.sasl_mechanism!r}")
+        if self.security_protocol.startswith("SASL") and not (self.sasl_username and self.sasl_password):
+            raise ConfigError("DETECTOR_SASL_USERNAME and DETECTOR_SASL_PASSWORD are required with SASL")
+        if self.auto_offset_reset not in ("earliest", "latest"):
+            raise ConfigError(f"DETECTOR_AUTO_OFFSET_RESET: expected 'earliest' or 'latest'; got {self.auto_offset_reset!r}")
+        if self.partitions < 1 or self.replication_factor < 1:
+            raise ConfigError("DETECTOR_PARTITIONS and DETECTOR_REPLICATION_FACTOR must be at least 1")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"DETECTOR_METRICS_PORT: expected 0-65535; got {self.metrics_port}")
+        for name in ("input_topic", "alerts_topic", "dlq_topic", "app_id", "broker_url"):
+            if not getattr(self, name):
+                raise ConfigError(f"DETECTOR_{name.upper()} must not be empty")
+        if self.policy_file and not Path(self.policy_file).is_file():
+            raise ConfigError(f"DETECTOR_POLICY_FILE: no such file {self.policy_file!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
+        """Settings from ``DETECTOR_*`` variables (``environ`` defaults to ``os.environ``)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for spec in dataclasses.fields(cls):
+            raw = environ.get(PREFIX + spec.name.upper())
+            if raw is None:
+                continue
+            kind = type(spec.default)
+            try:
+                values[spec.name] = kind(raw)
+            except ValueError:
+                raise ConfigError(f"{PREFIX}{spec.name.upper()}: expected {kind.__name__}; got {raw!r}") from None
+        unknown = sorted(k for k in environ if k.startswith(PREFIX)
+                         and k[len(PREFIX):].lower() not in {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown settings {unknown}: see the README for the DETECTOR_* variables")
+        values.update(overrides)
+        return cls(**values)
+
+    def policy(self) -> DetectionPolicy:
+        """The detection policy: defaults, or the policy file's overrides."""
+        return DetectionPolicy.from_file(self.policy_file) if self.policy_file else DetectionPolicy()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port,...`` without the ``kafka://`` scheme, as aiokafka wants it."""
+        return ",".join(part.strip().removeprefix("kafka://") for part in self.broker_url.split(",") if part.strip())

@@ -1,0 +1,56 @@
+"""Prometheus metrics of the detector, declared once against an injected registry.
+
+Names carry their unit; labels are bound once at start-up where the label values are known
+(a bound child's ``inc`` costs ~0.8 µs here, ``.labels(...).inc()`` ~2.5 µs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REJECTION_REASONS = (
+    "invalid_json", "not_an_object", "missing_field", "wrong_type", "out_of_range",
+    "invalid_timestamp", "invalid_ip", "empty_message", "too_large", "invalid_encoding",
+)
+
+
+@dataclass(frozen=True)
+class DetectorMetrics:
+    """Every metric the worker and replay export."""
+
+    messages: Counter
+    records_accepted: Counter
+    rejections: Counter
+    alerts: Counter
+    accounts_tracked: Gauge
+    open_alerts: Gauge
+    watermark: Gauge
+    event_lag: Gauge
+    batch_seconds: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, namespace: str = "detector") -> DetectorMetrics:
+        """Declare the metrics in ``registry`` (a fresh one per app keeps tests independent)."""
+        return cls(
+            messages=Counter("messages", "Kafka messages consumed from the input topic",
+                             namespace=namespace, registry=registry),
+            records_accepted=Counter("records_accepted", "request.v1 records that passed validation",
+                                     namespace=namespace, registry=registry),
+            rejections=Counter("records_rejected", "records sent to the dead-letter topic, by reason",
+                               ["reason"], namespace=namespace, registry=registry),
+            alerts=Counter("alerts", "alerts emitted, by type, status and severity",
+                           ["type", "status", "severity"], namespace=namespace, registry=registry),
+            accounts_tracked=Gauge("accounts_tracked", "accounts with a profile in this worker",
+                                   namespace=namespace, registry=registry),
+            open_alerts=Gauge("open_alerts", "account alerts currently firing in this worker",
+                              namespace=namespace, registry=registry),
+            watermark=Gauge("watermark_timestamp_seconds", "newest record event time seen (epoch seconds)",
+                            namespace=namespace, registry=registry),
+            event_lag=Gauge("event_time_lag_seconds", "wall-clock time minus the watermark",
+                            namespace=namespace, registry=registry),
+            batch_seconds=Histogram("message_processing_seconds", "time to validate and score one input message",
+                                    namespace=namespace, registry=registry,
+                                    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)),
+        )

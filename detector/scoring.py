@@ -1,0 +1,230 @@
+"""Risk of systematic extraction for one account, with the evidence that drove it.
+
+Pure: takes an :class:`~detector.profile.AccountProfile` and the population's state, returns an
+:class:`Assessment`. The formula and every threshold are in :mod:`detector.policy`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from river import anomaly, compose, preprocessing, stats
+
+from detector.features import activity
+from detector.features.prompting import capability_focus
+from detector.features.prompts import TASK_KINDS
+from detector.features.shares import ramp
+from detector.policy import DetectionPolicy
+from detector.profile import AccountProfile
+
+HARVEST = "harvest"
+AUTOMATION = "automation"
+SEVERITIES = ("info", "warning", "critical")
+
+
+class Evidence(NamedTuple):
+    """One indicator's reading, how alarming it is, and the points of risk it earned."""
+
+    indicator: str
+    observed: float
+    baseline: float | None
+    score: float
+    contribution: float
+    detail: str
+
+
+class Assessment(NamedTuple):
+    """An account's risk score (0–100), severity tier and supporting evidence, strongest first."""
+
+    risk: float
+    severity: str
+    evidence: list[Evidence]
+
+
+class _Reading(NamedTuple):
+    indicator: str
+    observed: float
+    baseline: float | None
+    score: float
+    weight: float
+    group: str
+    detail: str
+
+
+class Population:
+    """Population-level models shared by all accounts of one detector (one per worker).
+
+    * medians of each indicator (River ``stats.Quantile``), the baseline shown in evidence and
+      the volume baseline for accounts too young to have their own;
+    * a ``HalfSpaceTrees`` model of account feature vectors: how unusual an account is among
+      all accounts. Accounts it finds anomalous are not learned from (River's convention).
+
+    Each account feeds them at most once per event-time hour, so heavy accounts do not
+    dominate the population.
+    """
+
+    def __init__(self, seed: int = 7):
+        self.seed = seed
+        self.medians: dict[str, stats.Quantile] = {}
+        self.accounts_folded = 0
+        self.outlier_model = compose.Pipeline(
+            preprocessing.MinMaxScaler(),
+            anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=250, seed=seed),
+        )
+        self.outlier_learned = 0
+
+    def median(self, indicator: str) -> float | None:
+        quantile = self.medians.get(indicator)
+        return None if quantile is None or self.accounts_folded < 20 else quantile.get()
+
+    def update(self, profile: AccountProfile, features: dict[str, float]) -> None:
+        """Fold an account's current readings into the population; refresh its outlier score."""
+        self.accounts_folded += 1
+        for name, value in features.items():
+            quantile = self.medians.get(name)
+            if quantile is None:
+                quantile = self.medians[name] = stats.Quantile(0.5)
+            quantile.update(value)
+        if self.outlier_learned >= 500:
+            profile.population_outlier = self.outlier_model.score_one(features)
+        if profile.population_outlier < 0.7:
+            self.outlier_model.learn_one(features)
+            self.outlier_learned += 1
+
+
+def _severity(risk: float, policy: DetectionPolicy) -> str:
+    if risk >= policy.critical_risk:
+        return "critical"
+    if risk >= policy.warning_risk:
+        return "warning"
+    return "info"
+
+
+def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy, population: Population) -> list[_Reading]:
+    readings = []
+
+    def add(name: str, observed: float, setting: tuple[float, float, float], detail: str, score: float | None = None):
+        low, high, weight = setting
+        readings.append(_Reading(name, observed, population.median(name),
+                                 ramp(observed, low, high) if score is None else score, weight, HARVEST, detail))
+
+    if profile.prompts:
+        add("reasoning_elicitation_share", profile.reasoning_share, policy.reasoning_elicitation,
+            "share of prompts asking for step-by-step or internal reasoning")
+        add("templated_novel_fill_share", profile.novel_fill_share, policy.templated_novel_fill,
+            "share of prompts reusing a template with content never sent before")
+        kind, focus = capability_focus(profile)
+        add("capability_focus", focus, policy.capability_focus, f"share of prompts on one task kind ({TASK_KINDS[kind]})")
+    if profile.max_token_observations:
+        add("output_at_max_tokens_share", profile.at_max_tokens_share, policy.output_at_max_tokens,
+            "share of responses cut off at max_tokens")
+    if profile.token_observations:
+        add("output_tokens_mean", profile.output_tokens_mean, policy.long_outputs, "mean output tokens per response")
+    if profile.turn_observations:
+        add("single_turn_share", profile.first_turn_share, policy.single_turn,
+            "share of requests opening a conversation, without follow-ups")
+    return readings
+
+
+def _automation_readings(profile: AccountProfile, now: float, policy: DetectionPolicy,
+                         population: Population) -> list[_Reading]:
+    readings = []
+    rate = activity.recent_rate(profile, now)
+    population_rate = population.median("requests_per_hour") or 1.0
+    own_rate = activity.daily_rate(profile, now) if now - profile.first_seen >= 86400 else 0.0
+    baseline = max(own_rate, population_rate, 1.0)
+    low, high, weight = policy.volume_vs_baseline
+    readings.append(_Reading("requests_per_hour", rate, baseline, ramp(rate / baseline, low, high), weight, AUTOMATION,
+                             "requests in the last hour against the account's own daily rate or the population's"))
+    hours = activity.active_hours(profile, now)
+    low, high, weight = policy.round_the_clock
+    readings.append(_Reading("active_hours_24h", hours, population.median("active_hours_24h"),
+                             ramp(hours, low, high), weight, AUTOMATION, "clock hours with traffic among the last 24"))
+    if profile.gaps >= 10:
+        spread = activity.timing_spread(profile)
+        low, high, weight = policy.timing_regularity
+        readings.append(_Reading("inter_arrival_spread", spread, population.median("inter_arrival_spread"),
+                                 1.0 - ramp(spread, low, high), weight, AUTOMATION,
+                                 "spread of log gaps between requests; low means machine-regular"))
+    if profile.created_at is not None:
+        age_days = max(profile.first_seen - profile.created_at, 0.0) / 86400.0
+        low, high, weight = policy.new_account
+        readings.append(_Reading("account_age_days", age_days, None, 1.0 - ramp(age_days, low, high), weight,
+                                 AUTOMATION, "account age at its first request; new accounts going straight to volume"))
+    low, high, weight = policy.new_model_share
+    readings.append(_Reading("new_model_share", profile.new_model_share, population.median("new_model_share"),
+                             ramp(profile.new_model_share, low, high), weight, AUTOMATION,
+                             "share of traffic moved to a model released in the last days"))
+    low, high, weight = policy.rate_limited_share
+    readings.append(_Reading("rate_limited_share", profile.rate_limited_share, population.median("rate_limited_share"),
+                             ramp(profile.rate_limited_share, low, high), weight, AUTOMATION,
+                             "share of requests refused with HTTP 429"))
+    if population.outlier_learned >= 500:
+        low, high, weight = policy.population_outlier
+        readings.append(_Reading("population_outlier", profile.population_outlier, None,
+                                 ramp(profile.population_outlier, low, high), weight, AUTOMATION,
+                                 "half-space-trees anomaly score of the account among all accounts"))
+    return readings
+
+
+def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, population: Population) -> Assessment:
+    """Score one account at event time ``now``.
+
+    >>> from detector.profile import AccountProfile
+    >>> quiet = AccountProfile(first_seen=0.0, last_seen=0.0, requests=1)
+    >>> assess(quiet, 60.0, DetectionPolicy(), Population()).severity
+    'info'
+    """
+    harvest = _harvest_readings(profile, policy, population)
+    automation = _automation_readings(profile, now, policy, population)
+    weights = sum(r.weight for r in harvest)
+    if not weights:
+        return Assessment(0.0, "info", [])
+    weighted = [r.weight * r.score for r in harvest]
+    harvest_score = sum(weighted) / weights
+    payload = max((r.score for r in harvest if r.indicator in _PAYLOAD), default=0.0)
+    harvest_score *= min(1.0, payload / policy.payload_gate)
+    if profile.prompts:
+        harvest_score *= 1.0 - ramp(profile.repeat_share, *policy.content_repeat_relief)
+    spared = [-math.log(max(1.0 - r.weight * r.score, 1e-9)) for r in automation]
+    automation_score = 1.0 - math.exp(-sum(spared))
+    floor = policy.automation_floor
+    risk = 100.0 * harvest_score * (floor + (1.0 - floor) * automation_score)
+    from_harvest = 100.0 * harvest_score * floor
+    from_automation = risk - from_harvest
+    evidence = []
+    total_weighted, total_spared = sum(weighted) or 1.0, sum(spared) or 1.0
+    for reading, part in zip(harvest, weighted):
+        evidence.append(_evidence(reading, from_harvest * part / total_weighted))
+    for reading, part in zip(automation, spared):
+        evidence.append(_evidence(reading, from_automation * part / total_spared))
+    evidence = [e for e in evidence if e.contribution >= 0.5]
+    evidence.sort(key=lambda e: -e.contribution)
+    return Assessment(round(risk, 1), _severity(risk, policy), evidence)
+
+
+_PAYLOAD = frozenset({"reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"})
+
+
+def _evidence(reading: _Reading, contribution: float) -> Evidence:
+    return Evidence(reading.indicator, round(reading.observed, 4),
+                    None if reading.baseline is None else round(reading.baseline, 4),
+                    round(reading.score, 3), round(contribution, 1), reading.detail)
+
+
+def population_features(profile: AccountProfile, now: float) -> dict[str, float]:
+    """The account's feature vector as the population models see it."""
+    return {
+        "requests_per_hour": activity.recent_rate(profile, now),
+        "active_hours_24h": float(activity.active_hours(profile, now)),
+        "inter_arrival_spread": activity.timing_spread(profile) if profile.gaps >= 10 else 2.0,
+        "reasoning_elicitation_share": profile.reasoning_share,
+        "templated_novel_fill_share": profile.novel_fill_share,
+        "capability_focus": capability_focus(profile)[1],
+        "output_at_max_tokens_share": profile.at_max_tokens_share,
+        "output_tokens_mean": profile.output_tokens_mean,
+        "single_turn_share": profile.first_turn_share,
+        "new_model_share": profile.new_model_share,
+        "rate_limited_share": profile.rate_limited_share,
+    }
