@@ -1,9 +1,17 @@
 """The Faust application: the only module that imports Faust.
 
-``llm.requests`` (raw bytes: one record, a JSON array or NDJSON) → validation → the
-:class:`~detector.core.Detector` → CloudEvents on ``llm.alerts``; rejected records go to
-``llm.requests.dlq`` with their reason and topic/partition/offset. Records must be keyed by
-``account_id`` so each account's records reach one worker in order.
+Topology (every stage a thin shell around a pure class):
+
+* ``detect`` on ``llm.requests`` (raw bytes: one record, a JSON array or NDJSON) → validation →
+  :class:`~detector.core.Detector` → account alerts on ``llm.alerts``; rejected records to
+  ``llm.requests.dlq`` with their reason and topic/partition/offset; account summaries to the
+  internal attributes topic, routed by attribute. Records must be keyed by ``account_id`` so
+  each account's records reach one worker, in order.
+* ``link`` on the attributes topic → :class:`~detector.campaigns.AttributeIndex` → links to the
+  internal one-partition links topic.
+* ``merge`` on the links topic → :class:`~detector.campaigns.CampaignBook` → campaign alerts on
+  ``llm.alerts`` and membership updates on the compacted ``llm.campaign-members``.
+* every worker follows the whole membership topic, so account alerts carry their campaign id.
 """
 
 from __future__ import annotations
@@ -13,16 +21,32 @@ import time
 
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer
 from aiokafka.helpers import create_ssl_context
 from prometheus_client import CollectorRegistry
 
 from detector.alerting import Alert
+from detector.campaigns import AttributeIndex, AttributeObservation, CampaignBook, Link, Membership
 from detector.config import Settings
 from detector.core import Detector
 from detector.metrics import DetectorMetrics
+from detector.produce import partition_of
 from detector.records import decode_envelope, rejection_to_dlq
 
 log = logging.getLogger(__name__)
+
+
+def aiokafka_security(settings: Settings) -> dict:
+    """The same security settings, for the plain aiokafka clients beside Faust."""
+    options: dict = {"security_protocol": settings.security_protocol}
+    if settings.security_protocol.endswith("SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.ssl_cafile or None,
+                                                    certfile=settings.ssl_certfile or None,
+                                                    keyfile=settings.ssl_keyfile or None)
+    if settings.security_protocol.startswith("SASL"):
+        options.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
+                       sasl_plain_password=settings.sasl_password)
+    return options
 
 
 def broker_credentials(settings: Settings):
@@ -54,7 +78,10 @@ class DetectorService:
 
     def handle(self, value: bytes, key: bytes | None, topic: str, partition: int, offset: int
                ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes | None, bytes]]]:
-        """Alerts and dead letters for one message, as (key, value) pairs ready to send."""
+        """Alerts and dead letters for one message, as (key, value) pairs ready to send.
+
+        Account summaries for the linking stage are left in ``detector.outbox``.
+        """
         started = time.perf_counter()
         requests, rejections = decode_envelope(value or b"")
         metrics = self.metrics
@@ -68,13 +95,29 @@ class DetectorService:
         for rejection in rejections:
             metrics.rejections.labels(rejection.reason).inc()
             dead_letters.append((key, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset)))
-        out = []
-        for alert in alerts:
-            metrics.alerts.labels(alert.type, alert.status, alert.severity).inc()
-            event = alert.to_cloudevent(self.settings.alert_source, self.settings.runbook_url)
-            out.append((alert.key, orjson.dumps(event)))
+        out = self.encode_alerts(alerts)
         metrics.batch_seconds.observe(time.perf_counter() - started)
         return out, dead_letters
+
+    def encode_alerts(self, alerts: list[Alert]) -> list[tuple[bytes, bytes]]:
+        """Alerts as (key, CloudEvent JSON) pairs, counted in the metrics."""
+        out = []
+        for alert in alerts:
+            self.metrics.alerts.labels(alert.type, alert.status, alert.severity).inc()
+            event = alert.to_cloudevent(self.settings.alert_source, self.settings.runbook_url)
+            out.append((alert.key, orjson.dumps(event)))
+        return out
+
+    def drain_observations(self, partitions: int) -> dict[int, bytes]:
+        """Queued account summaries, one JSON array per attributes-topic partition."""
+        outbox = self.detector.outbox
+        if not outbox:
+            return {}
+        by_partition: dict[int, list] = {}
+        for observation in outbox:
+            by_partition.setdefault(partition_of(observation.attribute, partitions), []).append(list(observation))
+        outbox.clear()
+        return {partition: orjson.dumps(batch) for partition, batch in by_partition.items()}
 
     def refresh_gauges(self) -> None:
         """Update the gauges that describe state rather than events."""
@@ -91,7 +134,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
     """Build the Faust app; ``faust_overrides`` are Faust settings (tests shorten timeouts)."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = DetectorMetrics.create(registry)
-    service = DetectorService(settings, detector or Detector(settings.policy()), metrics)
+    service = DetectorService(settings, detector or Detector(settings.policy(), link_inline=False), metrics)
     faust_settings = dict(
         broker=",".join(f"kafka://{server}" for server in settings.bootstrap_servers.split(",")),
         broker_credentials=broker_credentials(settings),
@@ -117,6 +160,13 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
                              partitions=settings.partitions, internal=True)
     dlq_topic = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
                           partitions=settings.partitions, internal=True)
+    attributes_topic = app.topic(settings.attributes_topic, key_type=bytes, value_type=bytes,
+                                 partitions=settings.partitions, internal=True)
+    links_topic = app.topic(settings.links_topic, key_type=bytes, value_type=bytes, partitions=1, internal=True)
+    membership_topic = app.topic(settings.membership_topic, key_type=bytes, value_type=bytes,
+                                 partitions=settings.partitions, internal=True, compacting=True)
+    index = AttributeIndex()
+    book = CampaignBook()
 
     @app.agent(requests_topic, name="detect")
     async def detect(stream):
@@ -128,6 +178,47 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
                 await alerts_topic.send(key=key, value=value)
             for key, value in dead_letters:
                 await dlq_topic.send(key=key, value=value)
+            for partition, value in service.drain_observations(settings.partitions).items():
+                await attributes_topic.send(value=value, partition=partition)
+
+    @app.agent(attributes_topic, name="link")
+    async def link(stream):
+        async for value in stream:
+            links = []
+            for fields in orjson.loads(value):
+                observation = AttributeObservation(*fields)
+                links.extend(index.observe(observation))
+            index.expire(observation.timestamp)
+            if links:
+                await links_topic.send(value=orjson.dumps([list(link) for link in links]), partition=0)
+
+    @app.agent(links_topic, name="merge")
+    async def merge(stream):
+        async for value in stream:
+            for fields in orjson.loads(value):
+                alerts, memberships = book.observe(Link(*fields))
+                for key, event in service.encode_alerts(alerts):
+                    await alerts_topic.send(key=key, value=event)
+                for membership in memberships:
+                    await membership_topic.send(key=membership.account_id.encode(),
+                                                value=orjson.dumps({"campaign_id": membership.campaign_id,
+                                                                    "since": membership.since}))
+
+    @app.task
+    async def follow_memberships():
+        """Every worker reads the whole membership topic (no consumer group): small, and it
+        lets account alerts carry their campaign id whichever worker owns the account."""
+        consumer = AIOKafkaConsumer(settings.membership_topic, bootstrap_servers=settings.bootstrap_servers,
+                                    group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
+                                    **aiokafka_security(settings))
+        await consumer.start()
+        try:
+            async for message in consumer:
+                update = orjson.loads(message.value)
+                service.detector.apply_memberships(
+                    [Membership(message.key.decode(), update["campaign_id"], update["since"])])
+        finally:
+            await consumer.stop()
 
     @app.timer(interval=5.0)
     async def refresh_gauges():

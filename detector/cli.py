@@ -22,7 +22,7 @@ def _replay(args: argparse.Namespace) -> int:
     from detector.replay import replay_file
 
     settings = Settings.from_env()
-    summary = replay_file(Detector(settings.policy()), args.input, args.output, args.dlq,
+    summary = replay_file(Detector(settings.policy()), args.input, args.output, args.dlq, args.members,
                           alert_source=settings.alert_source, runbook_url=settings.runbook_url)
     print(summary.line(), file=sys.stderr)
     return 0
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("input", help="request.v1 JSON lines; .gz is decompressed; - reads stdin")
     replay.add_argument("-o", "--output", help="alerts as JSON lines (default stdout; .gz compresses)")
     replay.add_argument("--dlq", help="rejected lines with their reasons, as dead-letter JSON lines")
+    replay.add_argument("--members", help="campaign membership changes as JSON lines (account_id, campaign_id, since)")
     replay.set_defaults(run=_replay)
 
     simulate = commands.add_parser("simulate", help="generate labeled request.v1 traffic (benign and attack families)")
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="embedded broker + worker + simulated traffic; prints alerts")
     demo.add_argument("--duration", type=float, default=120.0, help="seconds before stopping (Ctrl-C stops too)")
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--rate", type=float, default=3000.0, help="records per second fed to the worker")
+    demo.add_argument("--rate", type=float, default=400.0, help="records per second fed to the worker")
     demo.set_defaults(run=_demo)
 
     evaluate = commands.add_parser("eval", help="score the detector on labeled records")

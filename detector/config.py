@@ -30,6 +30,8 @@ class Settings:
     input_topic: str = "llm.requests"
     alerts_topic: str = "llm.alerts"
     dlq_topic: str = "llm.requests.dlq"
+    membership_topic: str = "llm.campaign-members"
+    """Compacted; key = account_id, value = {"campaign_id", "since"} (campaign_id null when it left)."""
     partitions: int = 8
     """Partitions of the topics the detector creates (alerts, dead letters, internal ones)."""
     replication_factor: int = 1
@@ -70,7 +72,7 @@ class Settings:
             raise ConfigError("DETECTOR_PARTITIONS and DETECTOR_REPLICATION_FACTOR must be at least 1")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"DETECTOR_METRICS_PORT: expected 0-65535; got {self.metrics_port}")
-        for name in ("input_topic", "alerts_topic", "dlq_topic", "app_id", "broker_url"):
+        for name in ("input_topic", "alerts_topic", "dlq_topic", "membership_topic", "app_id", "broker_url"):
             if not getattr(self, name):
                 raise ConfigError(f"DETECTOR_{name.upper()} must not be empty")
         if self.policy_file and not Path(self.policy_file).is_file():
@@ -100,6 +102,16 @@ class Settings:
     def policy(self) -> DetectionPolicy:
         """The detection policy: defaults, or the policy file's overrides."""
         return DetectionPolicy.from_file(self.policy_file) if self.policy_file else DetectionPolicy()
+
+    @property
+    def links_topic(self) -> str:
+        """Internal, one partition: links from the attribute stage to the campaign stage."""
+        return f"{self.app_id}-campaign-links"
+
+    @property
+    def attributes_topic(self) -> str:
+        """Internal, keyed by attribute: account summaries for the attribute stage."""
+        return f"{self.app_id}-account-attributes"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from detector.alerting import Alert, AlertBook
+from detector.campaigns import (AttributeObservation, CampaignLinker, CampaignPolicy, Membership, attribute_keys,
+                                summary_due)
 from detector.features.activity import observe_activity
 from detector.features.conversation import observe_turn
 from detector.features.population import ModelCatalog, SeenPrompts, observe_model
@@ -39,8 +41,17 @@ class DetectorStats:
 class Detector:
     """Per-account profiles, population models and open alerts of one worker (or one replay)."""
 
-    def __init__(self, policy: DetectionPolicy | None = None, seed: int = 7):
+    def __init__(self, policy: DetectionPolicy | None = None, seed: int = 7, *,
+                 campaigns: CampaignPolicy | None = None, link_inline: bool = True):
+        """``link_inline``: run campaign linking here (replay, tests); otherwise attribute
+        observations queue in :attr:`outbox` for the worker to send to the linking stage."""
         self.policy = policy or DetectionPolicy()
+        self.linker = CampaignLinker(campaigns) if link_inline else None
+        self.outbox: list[AttributeObservation] = []
+        self.campaign_of: dict[str, str] = {}
+        """account → campaign id, as the membership stream says."""
+        self.membership_updates: list[Membership] = []
+        """Membership changes made by inline linking, for whoever drains them (replay's --members)."""
         self.seed = seed
         self.profiles: dict[str, AccountProfile] = {}
         self.population = Population(seed=seed)
@@ -63,13 +74,47 @@ class Detector:
             if timestamp >= self._next_sweep:
                 if self._next_sweep > float("-inf"):
                     emitted.extend(self._sweep())
+                    if self.linker is not None:
+                        emitted.extend(self._apply(*self.linker.expire(timestamp)))
                 self._next_sweep = (timestamp // SWEEP_SECONDS + 1) * SWEEP_SECONDS
         self.stats.requests += 1
         profile = self._observe(request)
+        if summary_due(profile.requests):
+            emitted.extend(self._summarise(request, profile))
         alert = self._review(request.account_id, profile)
         if alert is not None:
             emitted.append(alert)
         return emitted
+
+    def _summarise(self, request, profile: AccountProfile) -> list[Alert]:
+        """Report the account's attributes to the linking stage (inline, or via the outbox)."""
+        templates = [fingerprint for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts)
+                     if count >= 3]
+        observations = [AttributeObservation(key, request.account_id, request.timestamp, profile.requests,
+                                             profile.harvest_checked, profile.harvest_like)
+                        for key in attribute_keys(request, templates)]
+        if self.linker is None:
+            self.outbox.extend(observations)
+            return []
+        alerts: list[Alert] = []
+        for observation in observations:
+            alerts.extend(self._apply(*self.linker.observe(observation)))
+        return alerts
+
+    def _apply(self, alerts: list[Alert], memberships: list[Membership]) -> list[Alert]:
+        """Take in campaign alerts and membership changes from the inline linking stages."""
+        self.apply_memberships(memberships)
+        self.membership_updates.extend(memberships)
+        self.stats.alerts_fired += sum(alert.status == "firing" for alert in alerts)
+        return alerts
+
+    def apply_memberships(self, memberships: list[Membership]) -> None:
+        """Remember which campaign each account belongs to; its account alerts will say so."""
+        for membership in memberships:
+            if membership.campaign_id is None:
+                self.campaign_of.pop(membership.account_id, None)
+            else:
+                self.campaign_of[membership.account_id] = membership.campaign_id
 
     def process_all(self, requests: Iterable) -> list[Alert]:
         """Process requests in order; the alerts of all of them."""
@@ -94,13 +139,19 @@ class Detector:
         profile.requests += 1
         if request.status_code >= 400:
             return profile  # a refused request carries no answer to harvest
-        observe_tokens(profile, request.output_tokens, request.max_tokens, request.finish_reason)
+        at_limit = observe_tokens(profile, request.output_tokens, request.max_tokens, request.finish_reason)
         if request.turn_index is not None:
             observe_turn(profile, request.turn_index)
-        if request.prompt_text:
+        opening = not request.turn_index
+        if request.prompt_text and _prompt_due(profile.requests):
             traits = analyse_prompt(request.prompt_text)
             repeated = self.seen_prompts.seen_before(account_id, traits.content_fingerprint)
             observe_prompt(profile, traits, repeated)
+            profile.harvest_checked += 1
+            profile.harvest_like += opening and not repeated and (traits.elicits_reasoning or at_limit is True)
+        elif not request.prompt_text and at_limit is not None:
+            profile.harvest_checked += 1
+            profile.harvest_like += opening and at_limit
         return profile
 
     def _review(self, account_id: str, profile: AccountProfile) -> Alert | None:
@@ -108,13 +159,14 @@ class Detector:
         if now - profile.last_population_update >= 3600.0:
             profile.last_population_update = now
             self.population.update(profile, population_features(profile, now))
-        if profile.requests < self.policy.min_requests:
+        if profile.requests < self.policy.min_requests or not _assessment_due(profile.requests):
             return None
         if now - self.started < self.policy.warmup_hours * 3600.0:
             return None
         assessment = assess(profile, now, self.policy, self.population)
         profile.risk = assessment.risk
-        alert = self.alerts.review(account_id, assessment, profile.first_seen, profile.last_seen, profile.requests)
+        alert = self.alerts.review(account_id, assessment, profile.first_seen, profile.last_seen, profile.requests,
+                                   self.campaign_of.get(account_id))
         if alert is not None:
             if alert.status == "firing":
                 self.stats.alerts_fired += 1
@@ -126,3 +178,15 @@ class Detector:
         resolved = self.alerts.expire_idle(self.watermark)
         self.stats.alerts_resolved += len(resolved)
         return resolved
+
+
+def _assessment_due(requests: int) -> bool:
+    """Score every request at first, then every 4th, then every 16th: the cost of scoring
+    stays flat for heavy accounts while a new account is judged from its first requests."""
+    return requests <= 32 or (requests & 3 == 0 if requests <= 512 else requests & 15 == 0)
+
+
+def _prompt_due(requests: int) -> bool:
+    """Read every prompt of an account's first 64 requests, then one in four: shares are
+    estimated as well from a sample, and prompt analysis is the costliest step."""
+    return requests <= 64 or requests & 3 == 0

@@ -157,7 +157,7 @@ async def _run(duration: float, seed: int, rate: float, workdir: Path) -> int:
         return 0 if counts["alerts"] else 1
 
 
-def run_demo(duration: float = 120.0, seed: int = 7, rate: float = 3000.0) -> int:
+def run_demo(duration: float = 120.0, seed: int = 7, rate: float = 400.0) -> int:
     """Run the demo; exit status 0 when alerts appeared. Logs stay in a temporary folder it names."""
     workdir = Path(tempfile.mkdtemp(prefix="detector-demo-"))
     return asyncio.run(_run(duration, seed, rate, workdir))

@@ -53,6 +53,9 @@ class AccountProfile(msgspec.Struct, array_like=True, gc=False):
     # models and responses
     new_model_share: float = 0.0
     rate_limited_share: float = 0.0
+    # harvest signature of single requests, for campaign linking
+    harvest_checked: int = 0
+    harvest_like: int = 0
     # scoring bookkeeping
     population_outlier: float = 0.0
     last_population_update: float = 0.0

@@ -16,13 +16,18 @@ from typing import BinaryIO
 
 import orjson
 
+from detector.alerting import rfc3339
 from detector.core import Detector
 from detector.records import decode_request, rejection_to_dlq
 
 
 @dataclass
 class ReplaySummary:
-    """What a replay did, for the one-line summary and for tests."""
+    """What a replay did, for the one-line summary and for tests.
+
+    ``--members`` gets the membership stream as the worker's compacted topic would hold it:
+    one line per change, the last line of an account being its current campaign.
+    """
 
     lines: int = 0
     accepted: int = 0
@@ -58,7 +63,7 @@ def open_output(path: str | None, stack: ExitStack) -> BinaryIO:
 
 
 def replay(detector: Detector, source: BinaryIO, alerts_out: BinaryIO, dlq_out: BinaryIO | None = None,
-           *, source_name: str = "-", progress: bool = False,
+           members_out: BinaryIO | None = None, *, source_name: str = "-", progress: bool = False,
            alert_source: str = "urn:distillation-detector", runbook_url: str | None = None) -> ReplaySummary:
     """Run ``detector`` over every line of ``source``; alerts as JSON lines to ``alerts_out``."""
     summary = ReplaySummary()
@@ -83,6 +88,12 @@ def replay(detector: Detector, source: BinaryIO, alerts_out: BinaryIO, dlq_out: 
             summary.alerts[alert.status] += 1
             summary.alerted_accounts.update(alert.account_ids)
             alerts_out.write(orjson.dumps(alert.to_cloudevent(**event_kwargs)) + b"\n")
+        if detector.membership_updates:
+            if members_out is not None:
+                for update in detector.membership_updates:
+                    members_out.write(orjson.dumps({"account_id": update.account_id, "campaign_id": update.campaign_id,
+                                                    "since": rfc3339(update.since)}) + b"\n")
+            detector.membership_updates.clear()
     if bar is not None:
         bar.update(summary.lines - bar.n)
         bar.close()
@@ -97,13 +108,14 @@ def _progress_bar():
 
 
 def replay_file(detector: Detector, input_path: str, output: str | None = None, dlq: str | None = None,
-                **kwargs) -> ReplaySummary:
+                members: str | None = None, **kwargs) -> ReplaySummary:
     """:func:`replay` with paths; a progress bar on stderr when it is a terminal."""
     with ExitStack() as stack:
         source = open_input(input_path, stack)
         alerts_out = open_output(output, stack)
         dlq_out = open_output(dlq, stack) if dlq else None
-        summary = replay(detector, source, alerts_out, dlq_out, source_name=input_path,
+        members_out = open_output(members, stack) if members else None
+        summary = replay(detector, source, alerts_out, dlq_out, members_out, source_name=input_path,
                          progress=sys.stderr.isatty(), **kwargs)
         alerts_out.flush()
     return summary

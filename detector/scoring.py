@@ -19,6 +19,8 @@ from detector.policy import DetectionPolicy
 from detector.profile import AccountProfile
 
 HARVEST = "harvest"
+_POPULATION_MEDIAN = object()
+"""Placeholder baseline: looked up in the population only when evidence is needed."""
 AUTOMATION = "automation"
 SEVERITIES = ("info", "warning", "critical")
 
@@ -34,12 +36,31 @@ class Evidence(NamedTuple):
     detail: str
 
 
-class Assessment(NamedTuple):
-    """An account's risk score (0–100), severity tier and supporting evidence, strongest first."""
+class Assessment:
+    """An account's risk score (0–100), severity tier and supporting evidence, strongest first.
 
-    risk: float
-    severity: str
-    evidence: list[Evidence]
+    Evidence is worked out only when asked for (when an alert is emitted): scoring happens far
+    more often than alerting.
+    """
+
+    __slots__ = ("risk", "severity", "_parts", "_population", "_evidence")
+
+    def __init__(self, risk: float, severity: str, parts: list[tuple[_Reading, float]] | None = None,
+                 population: Population | None = None):
+        self.risk = risk
+        self.severity = severity
+        self._parts = parts or []
+        self._population = population
+        self._evidence: list[Evidence] | None = None
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        if self._evidence is None:
+            evidence = [_evidence(reading, points, self._population) for reading, points in self._parts
+                        if points >= 0.5]
+            evidence.sort(key=lambda e: -e.contribution)
+            self._evidence = evidence
+        return self._evidence
 
 
 class _Reading(NamedTuple):
@@ -101,13 +122,12 @@ def _severity(risk: float, policy: DetectionPolicy) -> str:
     return "info"
 
 
-def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy, population: Population) -> list[_Reading]:
+def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[_Reading]:
     readings = []
 
-    def add(name: str, observed: float, setting: tuple[float, float, float], detail: str, score: float | None = None):
+    def add(name: str, observed: float, setting: tuple[float, float, float], detail: str):
         low, high, weight = setting
-        readings.append(_Reading(name, observed, population.median(name),
-                                 ramp(observed, low, high) if score is None else score, weight, HARVEST, detail))
+        readings.append(_Reading(name, observed, _POPULATION_MEDIAN, ramp(observed, low, high), weight, HARVEST, detail))
 
     if profile.prompts:
         add("reasoning_elicitation_share", profile.reasoning_share, policy.reasoning_elicitation,
@@ -139,12 +159,12 @@ def _automation_readings(profile: AccountProfile, now: float, policy: DetectionP
                              "requests in the last hour against the account's own daily rate or the population's"))
     hours = activity.active_hours(profile, now)
     low, high, weight = policy.round_the_clock
-    readings.append(_Reading("active_hours_24h", hours, population.median("active_hours_24h"),
+    readings.append(_Reading("active_hours_24h", hours, _POPULATION_MEDIAN,
                              ramp(hours, low, high), weight, AUTOMATION, "clock hours with traffic among the last 24"))
     if profile.gaps >= 10:
         spread = activity.timing_spread(profile)
         low, high, weight = policy.timing_regularity
-        readings.append(_Reading("inter_arrival_spread", spread, population.median("inter_arrival_spread"),
+        readings.append(_Reading("inter_arrival_spread", spread, _POPULATION_MEDIAN,
                                  1.0 - ramp(spread, low, high), weight, AUTOMATION,
                                  "spread of log gaps between requests; low means machine-regular"))
     if profile.created_at is not None:
@@ -153,11 +173,11 @@ def _automation_readings(profile: AccountProfile, now: float, policy: DetectionP
         readings.append(_Reading("account_age_days", age_days, None, 1.0 - ramp(age_days, low, high), weight,
                                  AUTOMATION, "account age at its first request; new accounts going straight to volume"))
     low, high, weight = policy.new_model_share
-    readings.append(_Reading("new_model_share", profile.new_model_share, population.median("new_model_share"),
+    readings.append(_Reading("new_model_share", profile.new_model_share, _POPULATION_MEDIAN,
                              ramp(profile.new_model_share, low, high), weight, AUTOMATION,
                              "share of traffic moved to a model released in the last days"))
     low, high, weight = policy.rate_limited_share
-    readings.append(_Reading("rate_limited_share", profile.rate_limited_share, population.median("rate_limited_share"),
+    readings.append(_Reading("rate_limited_share", profile.rate_limited_share, _POPULATION_MEDIAN,
                              ramp(profile.rate_limited_share, low, high), weight, AUTOMATION,
                              "share of requests refused with HTTP 429"))
     if population.outlier_learned >= 500:
@@ -176,7 +196,7 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     >>> assess(quiet, 60.0, DetectionPolicy(), Population()).severity
     'info'
     """
-    harvest = _harvest_readings(profile, policy, population)
+    harvest = _harvest_readings(profile, policy)
     automation = _automation_readings(profile, now, policy, population)
     weights = sum(r.weight for r in harvest)
     if not weights:
@@ -191,25 +211,25 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     automation_score = 1.0 - math.exp(-sum(spared))
     floor = policy.automation_floor
     risk = 100.0 * harvest_score * (floor + (1.0 - floor) * automation_score)
+    # Points of risk per indicator: the harvest-only part split by weighted score, the rest
+    # (what automation added) split by each indicator's share of the noisy-or.
     from_harvest = 100.0 * harvest_score * floor
     from_automation = risk - from_harvest
-    evidence = []
     total_weighted, total_spared = sum(weighted) or 1.0, sum(spared) or 1.0
-    for reading, part in zip(harvest, weighted):
-        evidence.append(_evidence(reading, from_harvest * part / total_weighted))
-    for reading, part in zip(automation, spared):
-        evidence.append(_evidence(reading, from_automation * part / total_spared))
-    evidence = [e for e in evidence if e.contribution >= 0.5]
-    evidence.sort(key=lambda e: -e.contribution)
-    return Assessment(round(risk, 1), _severity(risk, policy), evidence)
+    parts = [(r, from_harvest * w / total_weighted) for r, w in zip(harvest, weighted)]
+    parts += [(r, from_automation * w / total_spared) for r, w in zip(automation, spared)]
+    return Assessment(round(risk, 1), _severity(risk, policy), parts, population)
 
 
 _PAYLOAD = frozenset({"reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"})
 
 
-def _evidence(reading: _Reading, contribution: float) -> Evidence:
+def _evidence(reading: _Reading, contribution: float, population: Population | None) -> Evidence:
+    baseline = reading.baseline
+    if baseline is _POPULATION_MEDIAN:
+        baseline = population.median(reading.indicator) if population is not None else None
     return Evidence(reading.indicator, round(reading.observed, 4),
-                    None if reading.baseline is None else round(reading.baseline, 4),
+                    None if baseline is None else round(baseline, 4),
                     round(reading.score, 3), round(contribution, 1), reading.detail)
 
 

@@ -12,11 +12,14 @@ from detector.profile import AccountProfile
 _AT_LIMIT = 0.95
 
 
-def observe_tokens(profile: AccountProfile, output_tokens: int, max_tokens: int | None, finish_reason: str | None) -> None:
-    """Fold one successful response's token counts into the account's token statistics."""
+def observe_tokens(profile: AccountProfile, output_tokens: int, max_tokens: int | None,
+                   finish_reason: str | None) -> bool | None:
+    """Fold one successful response's token counts in; whether it ran into the limit (None: unknown)."""
     profile.output_tokens_mean = blend(profile.output_tokens_mean, output_tokens, profile.token_observations)
     profile.token_observations += 1
     if finish_reason is not None or max_tokens:
         at_limit = finish_reason == "length" or (max_tokens is not None and output_tokens >= _AT_LIMIT * max_tokens)
         profile.at_max_tokens_share = blend(profile.at_max_tokens_share, at_limit, profile.max_token_observations)
         profile.max_token_observations += 1
+        return at_limit
+    return None

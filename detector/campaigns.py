@@ -1,0 +1,386 @@
+"""Cross-account linking: accounts that share what they pay, connect and ask with, as one campaign.
+
+Campaigns spread thin over thousands of accounts so that no account looks alarming alone; what
+gives them away is what the accounts share. Three pure stages, which the worker runs on three
+topics keyed differently and replay runs in one process:
+
+1. **account summaries** (:func:`attribute_observations`, per account): now and then, an
+   account reports the attributes of its traffic (payment fingerprint, client /24 or /48,
+   TLS fingerprint, user agent, reused template ends) with how many of its requests looked
+   like harvesting;
+2. **attribute index** (:class:`AttributeIndex`, keyed by attribute): tracks which accounts
+   share each attribute and links an account to it only when both the attribute's traffic
+   *and* the account's own traffic look like harvesting. A university NAT, a popular SDK's
+   user agent or a common search-wrapper template carry mostly ordinary traffic, so they
+   never link anyone: one shared attribute alone is not a campaign;
+3. **campaign book** (:class:`CampaignBook`, one partition): joins links into connected
+   components of accounts and attributes, gives each a stable id that survives growth and
+   merges, and alerts once per campaign, re-sending under the same dedup key when it grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import zlib
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from detector.alerting import CAMPAIGN_ALERT_TYPE, Alert, rfc3339
+from detector.scoring import Evidence
+
+ATTRIBUTE_KINDS = ("payment", "network", "tls", "user_agent", "template")
+"""Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48."""
+
+
+@dataclass(frozen=True)
+class CampaignPolicy:
+    """Thresholds of linking and of campaign alerts."""
+
+    min_attribute_accounts: int = 3
+    """An attribute links nobody until this many harvesting accounts share it."""
+    attribute_harvest_share: float = 0.6
+    """Share of an attribute's reported requests that must look like harvesting."""
+    account_harvest_share: float = 0.5
+    """Share of an account's own checked requests (at least two) that must look like harvesting for it to link."""
+    min_campaign_accounts: int = 10
+    """A component alerts from this many member accounts."""
+    critical_campaign_accounts: int = 100
+    growth_to_resend: float = 0.25
+    """Re-send a campaign alert when membership grew by this fraction since the last one."""
+    member_cap: int = 5000
+    """Most account ids listed in one campaign alert; ``account_count`` gives the total."""
+    attribute_ttl_hours: float = 48.0
+    """Attributes idle this long (event time) are forgotten, with their unlinked members."""
+    campaign_idle_hours: float = 24.0
+    """A campaign with no member activity this long is resolved."""
+    attribute_member_cap: int = 20_000
+    """Most accounts remembered per attribute: memory stays bounded for any attribute."""
+
+
+class AttributeObservation(NamedTuple):
+    """Stage-1 output: one account's traffic through one attribute, since its last report."""
+
+    attribute: str
+    """``kind:value``; values are hashed, never raw IPs or fingerprints."""
+    account_id: str
+    timestamp: float
+    requests: int
+    """All requests of the account so far."""
+    checked: int
+    """Requests whose harvest signature could be checked."""
+    harvest_like: int
+    """Of those, the ones that looked like harvesting."""
+
+
+class Link(NamedTuple):
+    """Stage-2 output: this account shares this (harvesting) attribute."""
+
+    attribute: str
+    account_id: str
+    timestamp: float
+    requests: int
+    harvest_like: int
+
+
+def _hashed(kind: str, value: str) -> str:
+    return f"{kind}:{zlib.crc32(value.encode('utf-8', 'surrogatepass')):08x}"
+
+
+def network_of(client_ip: str) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) a client address belongs to: one proxy range, one key.
+
+    >>> network_of("203.0.113.77"), network_of("2001:db8:1:2::5")
+    ('203.0.113.0/24', '2001:db8:1::/48')
+    """
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{client_ip}/{prefix}", strict=False))
+
+
+def attribute_keys(request, template_fingerprints: list[int]) -> list[str]:
+    """The hashed attribute keys of one request and the account's reused templates."""
+    keys = []
+    if request.payment_fingerprint:
+        keys.append(_hashed("payment", request.payment_fingerprint))
+    if request.client_ip:
+        network = network_of(request.client_ip)
+        if network:
+            keys.append(_hashed("network", network))
+    if request.tls_fingerprint:
+        keys.append(_hashed("tls", request.tls_fingerprint))
+    if request.user_agent:
+        keys.append(_hashed("user_agent", request.user_agent))
+    keys.extend(f"template:{fingerprint:08x}" for fingerprint in template_fingerprints)
+    return keys
+
+
+def summary_due(requests: int) -> bool:
+    """When an account reports its attributes: often while it is new, then every 64 requests."""
+    return requests in _EARLY_SUMMARIES or requests & 63 == 0
+
+
+_EARLY_SUMMARIES = frozenset({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48})
+
+
+def kind_of(attribute: str) -> str:
+    return attribute.partition(":")[0]
+
+
+@dataclass(slots=True)
+class _AttributeState:
+    first_seen: float
+    last_seen: float
+    members: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """account → (requests, checked, harvest_like) as last reported."""
+    linked: set[str] = field(default_factory=set)
+    checked: int = 0
+    harvest_like: int = 0
+    harvesting_accounts: int = 0
+    """Running totals over ``members``, so a report costs O(1) however many share the attribute."""
+    linking: bool = False
+    """Whether the attribute's traffic currently looks like harvesting (re-judged on every report)."""
+    extra_members: int = 0
+    """Accounts beyond ``attribute_member_cap``: counted, not remembered."""
+
+
+class AttributeIndex:
+    """Stage 2: which accounts share each attribute, and when that sharing is a link."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.policy = policy or CampaignPolicy()
+        self.attributes: dict[str, _AttributeState] = {}
+
+    def _harvests(self, checked: int, harvest_like: int) -> bool:
+        return checked >= 2 and harvest_like >= self.policy.account_harvest_share * checked
+
+    def observe(self, observation: AttributeObservation) -> list[Link]:
+        """Fold one observation in; the links it creates (many at once when an attribute turns)."""
+        policy = self.policy
+        state = self.attributes.get(observation.attribute)
+        if state is None:
+            state = self.attributes[observation.attribute] = _AttributeState(observation.timestamp,
+                                                                              observation.timestamp)
+        state.last_seen = max(state.last_seen, observation.timestamp)
+        account = observation.account_id
+        previous = state.members.get(account)
+        if previous is None and len(state.members) >= policy.attribute_member_cap:
+            state.extra_members += 1
+            return []
+        if previous is not None:
+            state.checked -= previous[1]
+            state.harvest_like -= previous[2]
+            state.harvesting_accounts -= self._harvests(previous[1], previous[2])
+        state.members[account] = (observation.requests, observation.checked, observation.harvest_like)
+        state.checked += observation.checked
+        state.harvest_like += observation.harvest_like
+        state.harvesting_accounts += self._harvests(observation.checked, observation.harvest_like)
+        was_linking = state.linking
+        state.linking = (state.harvesting_accounts >= policy.min_attribute_accounts
+                         and state.harvest_like >= policy.attribute_harvest_share * state.checked)
+        if not state.linking:
+            return []
+        candidates = [(account, state.members[account])] if was_linking else list(state.members.items())
+        links = []
+        for member, (requests, checked, harvest_like) in candidates:
+            if member not in state.linked and self._harvests(checked, harvest_like):
+                state.linked.add(member)
+                links.append(Link(observation.attribute, member, observation.timestamp, requests, harvest_like))
+        return links
+
+    def expire(self, now: float) -> int:
+        """Forget attributes idle for ``attribute_ttl_hours``; how many were dropped."""
+        cutoff = now - self.policy.attribute_ttl_hours * 3600.0
+        stale = [key for key, state in self.attributes.items() if state.last_seen < cutoff]
+        for key in stale:
+            del self.attributes[key]
+        return len(stale)
+
+
+@dataclass(slots=True)
+class Campaign:
+    """A connected component of linked accounts and attributes."""
+
+    campaign_id: str
+    first_seen: float
+    last_seen: float
+    members: dict[str, float] = field(default_factory=dict)
+    """account → when it joined."""
+    attributes: dict[str, int] = field(default_factory=dict)
+    """attribute → members linked through it."""
+    exchanges: dict[str, int] = field(default_factory=dict)
+    """account → requests reported."""
+    alerted_size: int = 0
+    sequence: int = 0
+    open: bool = False
+
+
+class Membership(NamedTuple):
+    """An update for the membership topic: account → campaign (None when it left one)."""
+
+    account_id: str
+    campaign_id: str | None
+    since: float
+
+
+class CampaignBook:
+    """Stage 3: union of links into campaigns; campaign alerts and membership updates."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.policy = policy or CampaignPolicy()
+        self.campaigns: dict[str, Campaign] = {}
+        self.campaign_of: dict[str, str] = {}
+        """account or attribute node → campaign id."""
+
+    def observe(self, link: Link) -> tuple[list[Alert], list[Membership]]:
+        """Fold one link in; the campaign alerts and membership changes it causes."""
+        memberships: list[Membership] = []
+        account_campaign = self.campaign_of.get(link.account_id)
+        attribute_campaign = self.campaign_of.get(link.attribute)
+        if account_campaign is None and attribute_campaign is None:
+            campaign = Campaign(_campaign_id(link.attribute), link.timestamp, link.timestamp)
+            self.campaigns[campaign.campaign_id] = campaign
+        elif account_campaign is None or attribute_campaign is None or account_campaign == attribute_campaign:
+            campaign = self.campaigns[account_campaign or attribute_campaign]
+        else:
+            campaign, alerts = self._merge(account_campaign, attribute_campaign, memberships, link.timestamp)
+            return alerts + self._grow(campaign, link, memberships), memberships
+        return self._grow(campaign, link, memberships), memberships
+
+    def _grow(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> list[Alert]:
+        campaign.last_seen = max(campaign.last_seen, link.timestamp)
+        if link.attribute not in self.campaign_of:
+            self.campaign_of[link.attribute] = campaign.campaign_id
+        campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
+        if link.account_id not in campaign.members:
+            campaign.members[link.account_id] = link.timestamp
+            self.campaign_of[link.account_id] = campaign.campaign_id
+            memberships.append(Membership(link.account_id, campaign.campaign_id, link.timestamp))
+        campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
+        return self._review(campaign, link.timestamp)
+
+    def _merge(self, first_id: str, second_id: str, memberships: list[Membership], now: float
+               ) -> tuple[Campaign, list[Alert]]:
+        """Join two campaigns that turned out to share an attribute; the older id survives."""
+        first, second = self.campaigns[first_id], self.campaigns[second_id]
+        survivor, absorbed = (first, second) if (first.first_seen, first_id) <= (second.first_seen, second_id) \
+            else (second, first)
+        for account, since in absorbed.members.items():
+            survivor.members.setdefault(account, since)
+            self.campaign_of[account] = survivor.campaign_id
+            memberships.append(Membership(account, survivor.campaign_id, survivor.members[account]))
+        for attribute, count in absorbed.attributes.items():
+            survivor.attributes[attribute] = survivor.attributes.get(attribute, 0) + count
+            self.campaign_of[attribute] = survivor.campaign_id
+        for account, requests in absorbed.exchanges.items():
+            survivor.exchanges[account] = max(survivor.exchanges.get(account, 0), requests)
+        survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
+        survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
+        del self.campaigns[absorbed.campaign_id]
+        alerts = []
+        if absorbed.open:
+            absorbed.sequence += 1
+            alerts.append(self._alert(absorbed, "resolved", now,
+                                      f"Campaign {absorbed.campaign_id} merged into {survivor.campaign_id}."))
+        return survivor, alerts
+
+    def _review(self, campaign: Campaign, now: float) -> list[Alert]:
+        size = len(campaign.members)
+        if size < self.policy.min_campaign_accounts:
+            return []
+        if campaign.open and size < campaign.alerted_size * (1.0 + self.policy.growth_to_resend):
+            return []
+        campaign.open = True
+        campaign.alerted_size = size
+        campaign.sequence += 1
+        return [self._alert(campaign, "firing", now)]
+
+    def expire_idle(self, now: float) -> tuple[list[Alert], list[Membership]]:
+        """Resolve and forget campaigns without member activity for ``campaign_idle_hours``."""
+        cutoff = now - self.policy.campaign_idle_hours * 3600.0
+        alerts, memberships = [], []
+        for campaign in [c for c in self.campaigns.values() if c.last_seen < cutoff]:
+            if campaign.open:
+                campaign.sequence += 1
+                alerts.append(self._alert(campaign, "resolved", now, f"Campaign {campaign.campaign_id} went quiet "
+                                          f"for {self.policy.campaign_idle_hours:g} h; alert resolved."))
+            for account in campaign.members:
+                self.campaign_of.pop(account, None)
+                memberships.append(Membership(account, None, now))
+            for attribute in campaign.attributes:
+                self.campaign_of.pop(attribute, None)
+            del self.campaigns[campaign.campaign_id]
+        return alerts, memberships
+
+    def _alert(self, campaign: Campaign, status: str, now: float, summary: str | None = None) -> Alert:
+        size = len(campaign.members)
+        shared = _shared_attributes(campaign)
+        kinds = sorted({item["attribute"] for item in shared})
+        exchanges = sum(campaign.exchanges.values())
+        severity = "critical" if size >= self.policy.critical_campaign_accounts else "warning"
+        risk = min(100.0, 60.0 + 10.0 * len(kinds) + min(size, 1000) / 50.0)
+        if summary is None:
+            basis = (f"they share {', '.join(kinds)}" if len(kinds) > 1
+                     else f"they share one {kinds[0] if kinds else 'attribute'} and each harvests on its own")
+            summary = (f"Campaign {campaign.campaign_id}: {size:,} accounts harvesting model outputs together "
+                       f"({exchanges:,} exchanges); {basis}.")
+        members = sorted(campaign.members, key=lambda account: (campaign.members[account], account))
+        evidence = tuple(Evidence(f"shared_{item['attribute']}", float(item["member_count"]), None, 1.0, 0.0,
+                                  f"members sharing one {item['attribute']} value") for item in shared[:8])
+        return Alert(
+            subject=campaign.campaign_id,
+            dedup_key=f"distillation/campaign/{campaign.campaign_id}",
+            sequence=campaign.sequence,
+            status=status,
+            severity=severity if status == "firing" else "info",
+            risk_score=round(risk, 1),
+            account_ids=tuple(members[: self.policy.member_cap]),
+            summary=summary,
+            evidence=evidence,
+            first_seen=campaign.first_seen,
+            last_seen=campaign.last_seen,
+            time=now,
+            event_count=exchanges,
+            campaign_id=campaign.campaign_id,
+            type=CAMPAIGN_ALERT_TYPE,
+            extra={"account_count": size, "exchange_count": exchanges, "shared_attributes": shared,
+                   "basis": "several_attributes" if len(kinds) > 1 else "attribute_and_behaviour",
+                   "since": rfc3339(campaign.first_seen)},
+        )
+
+
+def _shared_attributes(campaign: Campaign) -> list[dict]:
+    """The campaign's attributes, most shared first, as the alert lists them (values hashed)."""
+    items = sorted(campaign.attributes.items(), key=lambda item: (-item[1], item[0]))
+    return [{"attribute": kind_of(key), "value_hash": key.partition(":")[2], "member_count": count}
+            for key, count in items if count > 1][:20]
+
+
+def _campaign_id(attribute: str) -> str:
+    """A campaign's id: derived from the attribute that first linked it, then kept for good."""
+    return "cmp_" + hashlib.sha1(attribute.encode()).hexdigest()[:12]
+
+
+class CampaignLinker:
+    """Stages 2 and 3 in one process, for replay and tests; the worker splits them over topics."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.policy = policy or CampaignPolicy()
+        self.index = AttributeIndex(self.policy)
+        self.book = CampaignBook(self.policy)
+
+    def observe(self, observation: AttributeObservation) -> tuple[list[Alert], list[Membership]]:
+        alerts: list[Alert] = []
+        memberships: list[Membership] = []
+        for link in self.index.observe(observation):
+            new_alerts, new_memberships = self.book.observe(link)
+            alerts.extend(new_alerts)
+            memberships.extend(new_memberships)
+        return alerts, memberships
+
+    def expire(self, now: float) -> tuple[list[Alert], list[Membership]]:
+        self.index.expire(now)
+        return self.book.expire_idle(now)

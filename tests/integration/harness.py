@@ -1,0 +1,146 @@
+"""Run the real ``detector worker`` against the embedded broker, feed it, read what it emits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from detector.broker import acreate_topics
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Topics:
+    """The three topics of one test, with a fresh prefix so tests never share state."""
+
+    def __init__(self, prefix: str, partitions: int):
+        self.input = f"{prefix}.requests"
+        self.alerts = f"{prefix}.alerts"
+        self.dlq = f"{prefix}.requests.dlq"
+        self.partitions = partitions
+
+    async def create(self, bootstrap: str) -> None:
+        await acreate_topics(bootstrap, {self.input: self.partitions, self.alerts: self.partitions,
+                                         self.dlq: self.partitions})
+
+
+class Worker:
+    """``python -m detector.cli worker`` as a child process, configured like production."""
+
+    def __init__(self, bootstrap: str, topics: Topics, app_id: str, log_dir: Path, **settings: str):
+        self.metrics_port = free_port()
+        self.log_path = log_dir / f"{app_id}-{self.metrics_port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DETECTOR_")}
+        env.update({
+            "DETECTOR_BROKER_URL": f"kafka://{bootstrap}",
+            "DETECTOR_APP_ID": app_id,
+            "DETECTOR_INPUT_TOPIC": topics.input,
+            "DETECTOR_ALERTS_TOPIC": topics.alerts,
+            "DETECTOR_DLQ_TOPIC": topics.dlq,
+            "DETECTOR_PARTITIONS": str(topics.partitions),
+            "DETECTOR_METRICS_PORT": str(self.metrics_port),
+            "DETECTOR_METRICS_HOST": "127.0.0.1",
+            "DETECTOR_SESSION_TIMEOUT_S": "6",
+            "DETECTOR_DATA_DIR": str(log_dir / f"data-{app_id}-{self.metrics_port}"),
+            "DETECTOR_LOG_LEVEL": "info",
+        })
+        env.update({f"DETECTOR_{k.upper()}": str(v) for k, v in settings.items()})
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "detector.cli", "worker"],
+                                        stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def metrics(self) -> dict[str, float]:
+        """The worker's Prometheus samples, name{labels} → value (empty while it starts)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return {}
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def records_seen(self) -> float:
+        samples = self.metrics()
+        rejected = sum(v for k, v in samples.items() if k.startswith("detector_records_rejected_total"))
+        return samples.get("detector_records_accepted_total", 0.0) + rejected
+
+    def log_tail(self, lines: int = 40) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+async def wait_for_records(workers: list[Worker], expected: int, timeout: float = 120.0) -> None:
+    """Until the workers' metrics say every record was accepted or rejected."""
+    deadline = time.monotonic() + timeout
+    seen = 0.0
+    while time.monotonic() < deadline:
+        for worker in workers:
+            if worker.process.poll() is not None:
+                raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
+        seen = sum(worker.records_seen() for worker in workers)
+        if seen >= expected:
+            return
+        await asyncio.sleep(0.5)
+    tails = "\n---\n".join(worker.log_tail() for worker in workers)
+    raise AssertionError(f"workers saw {seen:.0f} of {expected} records in {timeout:.0f} s:\n{tails}")
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    """Send (key, value) messages in order and wait until the broker has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=8 << 20)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send(topic, value=value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def read_all(bootstrap: str, topic: str, settle: float = 3.0, timeout: float = 60.0) -> list[dict]:
+    """Every message on ``topic``, decoded; stops once nothing new arrived for ``settle`` seconds."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    out: list[dict] = []
+    try:
+        deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < settle:
+            batches = await consumer.getmany(timeout_ms=300)
+            for messages in batches.values():
+                for message in messages:
+                    out.append({"key": message.key, "partition": message.partition,
+                                "offset": message.offset, "value": orjson.loads(message.value)})
+                    quiet_since = time.monotonic()
+    finally:
+        await consumer.stop()
+    return out

@@ -1,0 +1,110 @@
+"""The real worker against the embedded broker: alerts, dead letters, and agreement with replay."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import orjson
+import pytest
+
+from detector.core import Detector
+from detector.records import decode_request
+from detector.simulate import Scenario, generate, labels
+from tests.integration.harness import Topics, Worker, produce, read_all, wait_for_records
+
+pytestmark = pytest.mark.integration
+
+CANARY = "CANARY-PROMPT-TEXT-7731"
+MALFORMED = [
+    (b"bad-0", b"not json at all " + CANARY.encode()),
+    (b"bad-1", b'{"event_id": "x", "account_id": "acct_bad", "prompt_text": "' + CANARY.encode() + b'"}'),
+    (b"bad-2", b'{"event_id": "y", "timestamp": "2026-03-02T00:00:00", "account_id": "a", "model": "m",'
+               b' "input_tokens": 1, "output_tokens": 1, "status_code": 200}'),
+]
+
+
+@pytest.fixture(scope="module")
+def traffic():
+    """The demo scenario's records (with a canary in one prompt) and their labels."""
+    scenario = Scenario.demo(seed=11)
+    records = list(generate(scenario))
+    records[100]["prompt_text"] = f"{CANARY} " + (records[100].get("prompt_text") or "")
+    return records, labels(scenario)["accounts"]
+
+
+def replay_events(records: list[dict]) -> list[dict]:
+    detector = Detector()
+    events = []
+    for record in records:
+        for alert in detector.process(decode_request(orjson.dumps(record))):
+            events.append(alert.to_cloudevent())
+    return events
+
+
+def alerted(events: list[dict]) -> set[str]:
+    return {account for event in events if event["data"]["status"] == "firing"
+            for account in event["data"]["account_ids"]}
+
+
+def run_worker(broker, tmp_path, name: str, partitions: int, messages, expected_records: int, workers: int = 1):
+    topics = Topics(name, partitions)
+
+    async def scenario():
+        await topics.create(broker.bootstrap)
+        running = [Worker(broker.bootstrap, topics, f"{name}-app", tmp_path) for _ in range(workers)]
+        try:
+            await produce(broker.bootstrap, topics.input, messages)
+            await wait_for_records(running, expected_records)
+            alerts = await read_all(broker.bootstrap, topics.alerts)
+            dead_letters = await read_all(broker.bootstrap, topics.dlq, settle=1.0)
+        finally:
+            for worker in running:
+                worker.stop()
+        return alerts, dead_letters
+
+    return asyncio.run(scenario())
+
+
+def test_one_partition_worker_alerts_what_replay_alerts(broker, tmp_path, traffic):
+    """Fed through the broker on one partition, the worker emits replay's alerts, event for event."""
+    records, truth = traffic
+    messages = MALFORMED + [(r["account_id"].encode(), orjson.dumps(r)) for r in records]
+    alerts, dead_letters = run_worker(broker, tmp_path, "one-partition", 1, messages, len(messages))
+
+    expected = replay_events(records)
+    worker_events = [m["value"] for m in alerts]
+    assert [(e["id"], e["data"]["dedup_key"], e["data"]["status"], e["data"]["severity"]) for e in worker_events] == \
+           [(e["id"], e["data"]["dedup_key"], e["data"]["status"], e["data"]["severity"]) for e in expected]
+    flagged = alerted(worker_events)
+    blatant = {a for a, label in truth.items() if label["family"] == "blatant_extractor"}
+    assert blatant and blatant <= flagged
+    assert not {a for a in flagged if truth[a]["label"] == "benign"}
+    assert all(m["key"] == m["value"]["subject"].encode() for m in alerts)
+
+    reasons = {m["value"]["source"]["offset"]: m["value"]["reason"] for m in dead_letters}
+    assert reasons == {0: "invalid_json", 1: "missing_field", 2: "invalid_timestamp"}
+    assert all(m["value"]["source"]["topic"] == "one-partition.requests" for m in dead_letters)
+    leaked = [m for m in alerts + dead_letters
+              if CANARY.encode() in orjson.dumps(m["value"]) or
+              CANARY.encode() in base64.b64decode(m["value"].get("original_b64", ""))]
+    assert not leaked, "prompt text left the worker"
+
+
+def test_four_partitions_alert_the_same_accounts_as_replay(broker, tmp_path, traffic):
+    """Spread over four partitions, records still reach their account's state and alert the same accounts."""
+    records, _ = traffic
+    messages = [(r["account_id"].encode(), orjson.dumps(r)) for r in records]
+    alerts, _ = run_worker(broker, tmp_path, "four-partitions", 4, messages, len(messages))
+    assert alerted([m["value"] for m in alerts]) == alerted(replay_events(records))
+
+
+def test_batched_envelope_keeps_valid_records_around_a_bad_one(broker, tmp_path, traffic):
+    """An NDJSON envelope with a bad line in the middle: the others are processed, the bad one dead-lettered."""
+    records, _ = traffic
+    lines = [orjson.dumps(r) for r in records[:50]]
+    lines.insert(20, b'{"event_id": "broken", "timestamp": 1772409600, "account_id": "a", "model": "m",'
+                     b' "input_tokens": -1, "output_tokens": 1, "status_code": 200}')
+    messages = [(None, b"\n".join(lines))]
+    _, dead_letters = run_worker(broker, tmp_path, "envelope", 1, messages, 51)
+    assert [(m["value"]["reason"], m["value"]["index"]) for m in dead_letters] == [("out_of_range", 20)]
