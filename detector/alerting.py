@@ -153,11 +153,12 @@ class AlertBook:
     def review(self, account_id: str, assessment: Assessment, first_seen: float, last_seen: float,
                requests: int, campaign_id: str | None = None) -> Alert | None:
         """Decide whether this assessment opens, updates or resolves the account's alert."""
+        assessment = self._folded(assessment, campaign_id)
         current = self.open.get(account_id)
         risk = assessment.risk
         if current is None:
-            if risk < self.policy.warning_risk:
-                return None
+            if risk < self.policy.warning_risk or campaign_id is not None:
+                return None  # a campaign member is paged once, through its campaign's alert
             current = self.open[account_id] = OpenAlert(0, assessment.severity, risk, first_seen, last_seen, requests)
         elif risk < self.policy.resolve_risk:
             del self.open[account_id]
@@ -172,6 +173,12 @@ class AlertBook:
         current.severity, current.risk_sent, current.campaign_id = assessment.severity, risk, campaign_id
         current.last_seen, current.event_count = last_seen, requests
         return self._alert(account_id, "firing", assessment, current, last_seen, requests)
+
+    def _folded(self, assessment: Assessment, campaign_id: str | None) -> Assessment:
+        """A campaign member's own alert stays open but drops to ``info``: its campaign pages."""
+        if campaign_id is None or assessment.severity == "info":
+            return assessment
+        return Assessment(assessment.risk, "info", assessment._parts, assessment._population)
 
     def expire_idle(self, now: float) -> list[Alert]:
         """Resolve the alerts of accounts silent for ``idle_resolve_hours`` of event time."""
@@ -192,6 +199,8 @@ class AlertBook:
             summary = f"Account {account_id} no longer looks like extraction ({why}); alert resolved."
         else:
             summary = summarise(account_id, assessment, requests)
+            if current.campaign_id:
+                summary += f" Member of campaign {current.campaign_id}, which is paged as one alert."
         return Alert(
             subject=account_id,
             dedup_key=account_dedup_key(account_id),

@@ -31,6 +31,10 @@ from detector.scoring import Evidence
 
 ATTRIBUTE_KINDS = ("payment", "network", "tls", "user_agent", "template")
 """Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48."""
+STRONG_KINDS = frozenset({"payment", "network"})
+"""Attributes that unrelated operators rarely share (see :class:`CampaignBook`)."""
+CONTEXT_KINDS = frozenset({"user_agent"})
+"""Attributes anyone can copy (an SDK's default user agent): listed in alerts, never used to join."""
 
 
 @dataclass(frozen=True)
@@ -40,14 +44,19 @@ class CampaignPolicy:
     min_attribute_accounts: int = 3
     """An attribute links nobody until this many harvesting accounts share it."""
     attribute_harvest_share: float = 0.6
-    """Share of an attribute's reported requests that must look like harvesting."""
+    """Share of an attribute's reported requests, and of its accounts, that must look like harvesting:
+    an SDK user agent that thousands of ordinary accounts share never links, however busy its attackers."""
     account_harvest_share: float = 0.5
-    """Share of an account's own checked requests (at least two) that must look like harvesting for it to link."""
-    min_campaign_accounts: int = 10
+    """Share of an account's own checked requests that must look like harvesting for it to link.
+    One request suffices: the attribute itself must already carry mostly harvesting traffic
+    from several accounts, so an ordinary account is not linked for one step-by-step question."""
+    min_campaign_accounts: int = 25
     """A component alerts from this many member accounts."""
     critical_campaign_accounts: int = 100
     growth_to_resend: float = 0.25
-    """Re-send a campaign alert when membership grew by this fraction since the last one."""
+    """Re-send a campaign alert when membership grew by this fraction since the last one ..."""
+    refresh_hours: float = 1.0
+    """... or grew at all and this much event time has passed: the member list stays complete."""
     member_cap: int = 5000
     """Most account ids listed in one campaign alert; ``account_count`` gives the total."""
     attribute_ttl_hours: float = 48.0
@@ -155,7 +164,7 @@ class AttributeIndex:
         self.attributes: dict[str, _AttributeState] = {}
 
     def _harvests(self, checked: int, harvest_like: int) -> bool:
-        return checked >= 2 and harvest_like >= self.policy.account_harvest_share * checked
+        return checked >= 1 and harvest_like >= self.policy.account_harvest_share * checked
 
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
@@ -180,6 +189,7 @@ class AttributeIndex:
         state.harvesting_accounts += self._harvests(observation.checked, observation.harvest_like)
         was_linking = state.linking
         state.linking = (state.harvesting_accounts >= policy.min_attribute_accounts
+                         and state.harvesting_accounts >= policy.attribute_harvest_share * len(state.members)
                          and state.harvest_like >= policy.attribute_harvest_share * state.checked)
         if not state.linking:
             return []
@@ -214,6 +224,7 @@ class Campaign:
     exchanges: dict[str, int] = field(default_factory=dict)
     """account → requests reported."""
     alerted_size: int = 0
+    alerted_at: float = 0.0
     sequence: int = 0
     open: bool = False
 
@@ -227,44 +238,129 @@ class Membership(NamedTuple):
 
 
 class CampaignBook:
-    """Stage 3: union of links into campaigns; campaign alerts and membership updates."""
+    """Stage 3: links joined into campaigns; campaign alerts and membership updates.
+
+    *Strong* attributes (a payment instrument, a /24 network) join accounts and merge campaigns
+    outright: operators rarely share them. *Weak* ones (a template, a TLS fingerprint) are
+    shared by unrelated operators who copy the same public prompt or client, so they bring in
+    an account without strong links only when it shares weak attributes of two kinds with one
+    campaign, and merge two campaigns only when weak attributes of two kinds bridge them.
+    *Context* attributes (user agents) are only listed.
+    """
 
     def __init__(self, policy: CampaignPolicy | None = None):
         self.policy = policy or CampaignPolicy()
         self.campaigns: dict[str, Campaign] = {}
         self.campaign_of: dict[str, str] = {}
-        """account or attribute node → campaign id."""
+        """account or strong attribute → campaign id."""
+        self._merged_into: dict[str, str] = {}
+        self._weak_members: dict[str, set[str]] = {}
+        self._weak_campaigns: dict[str, set[str]] = {}
+        self._weakly_joined: set[str] = set()
+        self._pending: dict[str, dict[str, set[str]]] = {}
+        """account without a campaign → campaign → kinds of weak attribute it shares with it."""
+        self._bridges: dict[frozenset, set[str]] = {}
+
+    def _current(self, campaign_id: str | None) -> str | None:
+        while campaign_id is not None and campaign_id in self._merged_into:
+            campaign_id = self._merged_into[campaign_id]
+        return campaign_id
 
     def observe(self, link: Link) -> tuple[list[Alert], list[Membership]]:
         """Fold one link in; the campaign alerts and membership changes it causes."""
         memberships: list[Membership] = []
+        alerts: list[Alert] = []
+        kind = kind_of(link.attribute)
+        if kind in CONTEXT_KINDS:
+            campaign = self.campaigns.get(self.campaign_of.get(link.account_id, ""))
+            if campaign is None:
+                return alerts, memberships
+            campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
+        elif kind in STRONG_KINDS:
+            campaign = self._join_strong(link, memberships, alerts)
+        else:
+            campaign = self._join_weak(link, memberships, alerts)
+        if campaign is not None:
+            alerts.extend(self._review(campaign, link.timestamp))
+        return alerts, memberships
+
+    def _join_strong(self, link: Link, memberships: list[Membership], alerts: list[Alert]) -> Campaign:
         account_campaign = self.campaign_of.get(link.account_id)
+        if link.account_id in self._weakly_joined:
+            account_campaign = None  # a strong link outranks a weak one
         attribute_campaign = self.campaign_of.get(link.attribute)
         if account_campaign is None and attribute_campaign is None:
             campaign = Campaign(_campaign_id(link.attribute), link.timestamp, link.timestamp)
             self.campaigns[campaign.campaign_id] = campaign
-        elif account_campaign is None or attribute_campaign is None or account_campaign == attribute_campaign:
-            campaign = self.campaigns[account_campaign or attribute_campaign]
+        elif account_campaign and attribute_campaign and account_campaign != attribute_campaign:
+            campaign = self._merge(account_campaign, attribute_campaign, memberships, alerts, link.timestamp)
         else:
-            campaign, alerts = self._merge(account_campaign, attribute_campaign, memberships, link.timestamp)
-            return alerts + self._grow(campaign, link, memberships), memberships
-        return self._grow(campaign, link, memberships), memberships
+            campaign = self.campaigns[account_campaign or attribute_campaign]
+        self.campaign_of[link.attribute] = campaign.campaign_id
+        self._add(campaign, link, memberships)
+        return campaign
 
-    def _grow(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> list[Alert]:
+    def _join_weak(self, link: Link, memberships: list[Membership], alerts: list[Alert]) -> Campaign | None:
+        members = self._weak_members.setdefault(link.attribute, set())
+        if len(members) < self.policy.attribute_member_cap:
+            members.add(link.account_id)
+        touched = {self._current(c) for c in self._weak_campaigns.get(link.attribute, ())}
+        own = self.campaign_of.get(link.account_id)
+        kind = kind_of(link.attribute)
+        if own is None:
+            return self._consider(link.account_id, touched, kind, link, memberships)
+        for other in touched - {own}:
+            kinds = self._bridges.setdefault(frozenset((own, other)), set())
+            kinds.add(kind)
+            if len(kinds) >= 2:
+                own = self._merge(own, other, memberships, alerts, link.timestamp).campaign_id
+        self._weak_campaigns[link.attribute] = {c for c in touched if c in self.campaigns} | {own}
+        campaign = self.campaigns[own]
+        self._add(campaign, link, memberships)
+        if own not in touched:  # accounts that reached this attribute before any campaign did
+            for waiting in members:
+                if waiting not in self.campaign_of:
+                    self._consider(waiting, {own}, kind, link._replace(account_id=waiting, requests=0), memberships)
+        return campaign
+
+    def _consider(self, account: str, touched: set[str], kind: str, link: Link,
+                  memberships: list[Membership]) -> Campaign | None:
+        """An account without strong links joins a campaign it shares weak attributes of two kinds with."""
+        pending = self._pending.setdefault(account, {})
+        joined = None
+        for campaign_id in touched:
+            kinds = pending.setdefault(campaign_id, set())
+            kinds.add(kind)
+            if len(kinds) >= 2 and joined is None and campaign_id in self.campaigns:
+                joined = self.campaigns[campaign_id]
+        if joined is not None:
+            del self._pending[account]
+            self._weakly_joined.add(account)
+            self._add(joined, link, memberships)
+        return joined
+
+    def _add(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
         campaign.last_seen = max(campaign.last_seen, link.timestamp)
-        if link.attribute not in self.campaign_of:
-            self.campaign_of[link.attribute] = campaign.campaign_id
         campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
-        if link.account_id not in campaign.members:
+        previous = self.campaign_of.get(link.account_id)
+        if previous != campaign.campaign_id:
+            if previous is not None and previous in self.campaigns:
+                old = self.campaigns[previous]
+                old.members.pop(link.account_id, None)
+                old.exchanges.pop(link.account_id, None)
+            if kind_of(link.attribute) in STRONG_KINDS:
+                self._weakly_joined.discard(link.account_id)
+            self._pending.pop(link.account_id, None)
             campaign.members[link.account_id] = link.timestamp
             self.campaign_of[link.account_id] = campaign.campaign_id
             memberships.append(Membership(link.account_id, campaign.campaign_id, link.timestamp))
+        elif kind_of(link.attribute) in STRONG_KINDS:
+            self._weakly_joined.discard(link.account_id)
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
-        return self._review(campaign, link.timestamp)
 
-    def _merge(self, first_id: str, second_id: str, memberships: list[Membership], now: float
-               ) -> tuple[Campaign, list[Alert]]:
-        """Join two campaigns that turned out to share an attribute; the older id survives."""
+    def _merge(self, first_id: str, second_id: str, memberships: list[Membership], alerts: list[Alert],
+               now: float) -> Campaign:
+        """Join two campaigns that turned out to be one; the older id survives."""
         first, second = self.campaigns[first_id], self.campaigns[second_id]
         survivor, absorbed = (first, second) if (first.first_seen, first_id) <= (second.first_seen, second_id) \
             else (second, first)
@@ -274,27 +370,37 @@ class CampaignBook:
             memberships.append(Membership(account, survivor.campaign_id, survivor.members[account]))
         for attribute, count in absorbed.attributes.items():
             survivor.attributes[attribute] = survivor.attributes.get(attribute, 0) + count
-            self.campaign_of[attribute] = survivor.campaign_id
+            if attribute in self.campaign_of:
+                self.campaign_of[attribute] = survivor.campaign_id
         for account, requests in absorbed.exchanges.items():
             survivor.exchanges[account] = max(survivor.exchanges.get(account, 0), requests)
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
         survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
         del self.campaigns[absorbed.campaign_id]
-        alerts = []
+        self._merged_into[absorbed.campaign_id] = survivor.campaign_id
+        for pair in [pair for pair in self._bridges if absorbed.campaign_id in pair]:
+            kinds = self._bridges.pop(pair)
+            rest = pair - {absorbed.campaign_id}
+            if rest and survivor.campaign_id not in rest:
+                self._bridges.setdefault(frozenset(rest | {survivor.campaign_id}), set()).update(kinds)
         if absorbed.open:
             absorbed.sequence += 1
             alerts.append(self._alert(absorbed, "resolved", now,
                                       f"Campaign {absorbed.campaign_id} merged into {survivor.campaign_id}."))
-        return survivor, alerts
+        return survivor
 
     def _review(self, campaign: Campaign, now: float) -> list[Alert]:
         size = len(campaign.members)
         if size < self.policy.min_campaign_accounts:
             return []
-        if campaign.open and size < campaign.alerted_size * (1.0 + self.policy.growth_to_resend):
-            return []
+        if campaign.open:
+            grown = size >= campaign.alerted_size * (1.0 + self.policy.growth_to_resend)
+            refreshed = size > campaign.alerted_size and now - campaign.alerted_at >= self.policy.refresh_hours * 3600
+            if not (grown or refreshed):
+                return []
         campaign.open = True
         campaign.alerted_size = size
+        campaign.alerted_at = now
         campaign.sequence += 1
         return [self._alert(campaign, "firing", now)]
 
@@ -312,7 +418,12 @@ class CampaignBook:
                 memberships.append(Membership(account, None, now))
             for attribute in campaign.attributes:
                 self.campaign_of.pop(attribute, None)
+                self._weak_members.pop(attribute, None)
+                self._weak_campaigns.pop(attribute, None)
+            self._weakly_joined.difference_update(campaign.members)
             del self.campaigns[campaign.campaign_id]
+            self._merged_into = {k: v for k, v in self._merged_into.items() if v != campaign.campaign_id}
+            self._bridges = {pair: kinds for pair, kinds in self._bridges.items() if campaign.campaign_id not in pair}
         return alerts, memberships
 
     def _alert(self, campaign: Campaign, status: str, now: float, summary: str | None = None) -> Alert:

