@@ -3,8 +3,9 @@
 One open alert per account. It fires when risk reaches ``warning``, is re-sent under the same
 ``dedup_key`` when its severity rises or its risk climbs ``rescore_step`` points, and resolves
 when risk falls under ``resolve_risk`` or the account stays silent ``idle_resolve_hours``.
-Alert ids derive from the dedup key and a sequence number, so a replay of the same records
-yields byte-identical alerts.
+Alert ids derive from the dedup key, a sequence number, the status and the event time, so a
+replay of the same records yields byte-identical alerts, and a restarted worker (whose sequence
+starts again) does not reuse an earlier event's id.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Alert:
         anchor = "campaign-alert" if self.type == CAMPAIGN_ALERT_TYPE else "account-alert"
         return {
             "specversion": "1.0",
-            "id": str(uuid.uuid5(_ID_NAMESPACE, f"{self.dedup_key}/{self.sequence}")),
+            "id": str(uuid.uuid5(_ID_NAMESPACE, f"{self.dedup_key}/{self.sequence}/{self.status}/{self.time!r}")),
             "source": source,
             "type": self.type,
             "subject": self.subject,

@@ -1,7 +1,8 @@
 """Prometheus metrics of the detector, declared once against an injected registry.
 
-Names carry their unit; labels are bound once at start-up where the label values are known
-(a bound child's ``inc`` costs ~0.8 µs here, ``.labels(...).inc()`` ~2.5 µs).
+Names carry their unit. Every known label combination is created at start-up, so each series
+exists at 0 before its first event and ``increase()`` sees that event (a series born at 1 is
+invisible to it).
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REJECTION_REASONS = (
     "invalid_json", "not_an_object", "missing_field", "wrong_type", "out_of_range",
-    "invalid_timestamp", "invalid_ip", "empty_message", "too_large", "invalid_encoding",
+    "invalid_timestamp", "invalid_ip", "empty_message", "too_large", "invalid_encoding", "invalid_value",
 )
+ALERT_TYPES = ("dev.distillation-detector.account.alert.v1", "dev.distillation-detector.campaign.alert.v1")
+ALERT_STATUSES = ("firing", "resolved")
+SEVERITIES = ("info", "warning", "critical")
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,17 @@ class DetectorMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry, namespace: str = "detector") -> DetectorMetrics:
         """Declare the metrics in ``registry`` (a fresh one per app keeps tests independent)."""
+        metrics = cls._declare(registry, namespace)
+        for reason in REJECTION_REASONS:
+            metrics.rejections.labels(reason)
+        for kind in ALERT_TYPES:
+            for status in ALERT_STATUSES:
+                for severity in SEVERITIES:
+                    metrics.alerts.labels(kind, status, severity)
+        return metrics
+
+    @classmethod
+    def _declare(cls, registry: CollectorRegistry, namespace: str) -> DetectorMetrics:
         return cls(
             messages=Counter("messages", "Kafka messages consumed from the input topic",
                              namespace=namespace, registry=registry),

@@ -54,7 +54,7 @@ class Worker:
             "DETECTOR_PARTITIONS": str(topics.partitions),
             "DETECTOR_METRICS_PORT": str(self.metrics_port),
             "DETECTOR_METRICS_HOST": "127.0.0.1",
-            "DETECTOR_SESSION_TIMEOUT_S": "6",
+            "DETECTOR_SESSION_TIMEOUT_S": "3",
             "DETECTOR_DATA_DIR": str(log_dir / f"data-{app_id}-{self.metrics_port}"),
             "DETECTOR_LOG_LEVEL": "info",
         })
@@ -125,7 +125,7 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, settle: float = 3.0, timeout: float = 60.0) -> list[dict]:
+async def read_all(bootstrap: str, topic: str, settle: float = 5.0, timeout: float = 60.0) -> list[dict]:
     """Every message on ``topic``, decoded; stops once nothing new arrived for ``settle`` seconds."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False, group_id=None)
