@@ -32,6 +32,8 @@ from detector.core import Detector
 from detector.metrics import DetectorMetrics
 from detector.produce import partition_of
 from detector.records import decode_envelope, rejection_to_dlq
+from detector.state import load as load_state
+from detector.state import save as save_state
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class DetectorService:
         self.settings = settings
         self.detector = detector
         self.metrics = metrics
+        self._evicted_reported = detector.stats.accounts_evicted
 
     def handle(self, value: bytes, key: bytes | None, topic: str, partition: int, offset: int
                ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes | None, bytes]]]:
@@ -123,6 +126,10 @@ class DetectorService:
         """Update the gauges that describe state rather than events."""
         detector, metrics = self.detector, self.metrics
         metrics.accounts_tracked.set(len(detector.profiles))
+        evicted = detector.stats.accounts_evicted - self._evicted_reported
+        if evicted > 0:
+            metrics.accounts_evicted.inc(evicted)
+            self._evicted_reported += evicted
         metrics.open_alerts.set(len(detector.alerts.open))
         if detector.watermark > 0:
             metrics.watermark.set(detector.watermark)
@@ -134,7 +141,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
     """Build the Faust app; ``faust_overrides`` are Faust settings (tests shorten timeouts)."""
     registry = registry if registry is not None else CollectorRegistry()
     metrics = DetectorMetrics.create(registry)
-    service = DetectorService(settings, detector or Detector(settings.policy(), link_inline=False), metrics)
+    if detector is None:
+        detector = Detector(settings.policy(), link_inline=False)
+        if load_state(detector, settings.snapshot_path):
+            log.info("restored %d account profiles from %s", len(detector.profiles), settings.snapshot_path)
+    service = DetectorService(settings, detector, metrics)
     faust_settings = dict(
         broker=",".join(f"kafka://{server}" for server in settings.bootstrap_servers.split(",")),
         broker_credentials=broker_credentials(settings),
@@ -223,5 +234,18 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
     @app.timer(interval=5.0)
     async def refresh_gauges():
         service.refresh_gauges()
+
+    def snapshot() -> None:
+        size = save_state(service.detector, settings.snapshot_path)
+        log.info("state snapshot: %d accounts, %d bytes", len(service.detector.profiles), size)
+
+    if settings.snapshot_interval_s:
+        @app.timer(interval=settings.snapshot_interval_s)
+        async def periodic_snapshot():
+            snapshot()
+
+    @app.on_before_shutdown.connect
+    async def final_snapshot(app, **kwargs):
+        snapshot()
 
     return app

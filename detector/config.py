@@ -50,7 +50,9 @@ class Settings:
     session_timeout_s: float = 30.0
     """Consumer-group session timeout: how long a dead worker keeps its partitions."""
     data_dir: str = "./detector-data"
-    """Faust's local data directory."""
+    """Local data directory (one per worker): Faust's files and the state snapshot."""
+    snapshot_interval_s: float = 60.0
+    """How often the worker snapshots its state to the data directory (0: never; it still saves on shutdown)."""
     alert_source: str = "urn:distillation-detector"
     """CloudEvents ``source`` of every alert."""
     runbook_url: str = "https://github.com/distillation-detector/detector/blob/main/docs/runbook.md"
@@ -75,6 +77,8 @@ class Settings:
         for name in ("input_topic", "alerts_topic", "dlq_topic", "membership_topic", "app_id", "broker_url"):
             if not getattr(self, name):
                 raise ConfigError(f"DETECTOR_{name.upper()} must not be empty")
+        if self.snapshot_interval_s < 0:
+            raise ConfigError(f"DETECTOR_SNAPSHOT_INTERVAL_S: expected seconds >= 0; got {self.snapshot_interval_s}")
         if self.policy_file and not Path(self.policy_file).is_file():
             raise ConfigError(f"DETECTOR_POLICY_FILE: no such file {self.policy_file!r}")
 
@@ -102,6 +106,11 @@ class Settings:
     def policy(self) -> DetectionPolicy:
         """The detection policy: defaults, or the policy file's overrides."""
         return DetectionPolicy.from_file(self.policy_file) if self.policy_file else DetectionPolicy()
+
+    @property
+    def snapshot_path(self) -> Path:
+        """Where the worker keeps its state between restarts."""
+        return Path(self.data_dir) / "detector-state.msgpack"
 
     @property
     def links_topic(self) -> str:

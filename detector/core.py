@@ -34,6 +34,7 @@ class DetectorStats:
 
     requests: int = 0
     accounts_tracked: int = 0
+    accounts_evicted: int = 0
     alerts_fired: int = 0
     alerts_resolved: int = 0
 
@@ -125,11 +126,16 @@ class Detector:
 
     def _observe(self, request) -> AccountProfile:
         account_id = request.account_id
-        profile = self.profiles.get(account_id)
+        profiles = self.profiles
+        # re-inserted on every request: the dict's order is least recently active first
+        profile = profiles.pop(account_id, None)
         if profile is None:
-            profile = self.profiles[account_id] = AccountProfile(first_seen=request.timestamp,
-                                                                 last_seen=request.timestamp)
-            self.stats.accounts_tracked = len(self.profiles)
+            profile = AccountProfile(first_seen=request.timestamp, last_seen=request.timestamp)
+            if len(profiles) >= self.policy.max_accounts:
+                del profiles[next(iter(profiles))]
+                self.stats.accounts_evicted += 1
+        profiles[account_id] = profile
+        self.stats.accounts_tracked = len(profiles)
         if request.account_created_at is not None:
             profile.created_at = request.account_created_at
         observe_activity(profile, request.timestamp)
@@ -174,19 +180,31 @@ class Detector:
                 self.stats.alerts_resolved += 1
         return alert
 
+    def _evict_idle(self, cutoff: float) -> None:
+        """Drop profiles idle since before ``cutoff``; only the stale front of the dict is read."""
+        profiles = self.profiles
+        while profiles:
+            account_id = next(iter(profiles))
+            if profiles[account_id].last_seen >= cutoff:
+                break
+            del profiles[account_id]
+            self.stats.accounts_evicted += 1
+        self.stats.accounts_tracked = len(profiles)
+
     def _sweep(self) -> list[Alert]:
+        self._evict_idle(self.watermark - self.policy.account_ttl_hours * 3600.0)
         resolved = self.alerts.expire_idle(self.watermark)
         self.stats.alerts_resolved += len(resolved)
         return resolved
 
 
 def _assessment_due(requests: int) -> bool:
-    """Score every request at first, then every 4th, then every 16th: the cost of scoring
+    """Score every request at first, then every 4th, then every 32nd: the cost of scoring
     stays flat for heavy accounts while a new account is judged from its first requests."""
-    return requests <= 32 or (requests & 3 == 0 if requests <= 512 else requests & 15 == 0)
+    return requests <= 16 or (requests & 3 == 0 if requests <= 256 else requests & 31 == 0)
 
 
 def _prompt_due(requests: int) -> bool:
-    """Read every prompt of an account's first 64 requests, then one in four: shares are
+    """Read every prompt of an account's first 32 requests, then one in eight: shares are
     estimated as well from a sample, and prompt analysis is the costliest step."""
-    return requests <= 64 or requests & 3 == 0
+    return requests <= 32 or requests & 7 == 0

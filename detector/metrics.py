@@ -29,6 +29,7 @@ class DetectorMetrics:
     rejections: Counter
     alerts: Counter
     accounts_tracked: Gauge
+    accounts_evicted: Counter
     open_alerts: Gauge
     watermark: Gauge
     event_lag: Gauge
@@ -59,6 +60,8 @@ class DetectorMetrics:
                            ["type", "status", "severity"], namespace=namespace, registry=registry),
             accounts_tracked=Gauge("accounts_tracked", "accounts with a profile in this worker",
                                    namespace=namespace, registry=registry),
+            accounts_evicted=Counter("accounts_evicted", "profiles dropped: idle past their TTL or over the memory cap",
+                                     namespace=namespace, registry=registry),
             open_alerts=Gauge("open_alerts", "account alerts currently firing in this worker",
                               namespace=namespace, registry=registry),
             watermark=Gauge("watermark_timestamp_seconds", "newest record event time seen (epoch seconds)",

@@ -80,6 +80,12 @@ class DetectionPolicy:
     new_model_window_hours: float = 72.0
     """A model counts as new for this long after the population first used it."""
 
+    # -- memory
+    max_accounts: int = 1_000_000
+    """Profiles kept per worker; beyond it the least recently active account is evicted (~1.4 KB each)."""
+    account_ttl_hours: float = 168.0
+    """A profile idle this long (event time) is evicted: its baselines are a week stale."""
+
     @classmethod
     def from_file(cls, path: str | Path) -> DetectionPolicy:
         """Defaults overridden by a JSON object of field names; unknown names are rejected."""

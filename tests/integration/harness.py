@@ -41,7 +41,8 @@ class Topics:
 class Worker:
     """``python -m detector.cli worker`` as a child process, configured like production."""
 
-    def __init__(self, bootstrap: str, topics: Topics, app_id: str, log_dir: Path, **settings: str):
+    def __init__(self, bootstrap: str, topics: Topics, app_id: str, log_dir: Path, data_dir: Path | None = None,
+                 **settings: str):
         self.metrics_port = free_port()
         self.log_path = log_dir / f"{app_id}-{self.metrics_port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DETECTOR_")}
@@ -55,7 +56,7 @@ class Worker:
             "DETECTOR_METRICS_PORT": str(self.metrics_port),
             "DETECTOR_METRICS_HOST": "127.0.0.1",
             "DETECTOR_SESSION_TIMEOUT_S": "3",
-            "DETECTOR_DATA_DIR": str(log_dir / f"data-{app_id}-{self.metrics_port}"),
+            "DETECTOR_DATA_DIR": str(data_dir or log_dir / f"data-{app_id}-{self.metrics_port}"),
             "DETECTOR_LOG_LEVEL": "info",
         })
         env.update({f"DETECTOR_{k.upper()}": str(v) for k, v in settings.items()})
@@ -76,6 +77,9 @@ class Worker:
                 name, _, value = line.rpartition(" ")
                 samples[name] = float(value)
         return samples
+
+    def gauge(self, name: str) -> float | None:
+        return self.metrics().get(name)
 
     def records_seen(self) -> float:
         samples = self.metrics()

@@ -108,3 +108,39 @@ def test_batched_envelope_keeps_valid_records_around_a_bad_one(broker, tmp_path,
     messages = [(None, b"\n".join(lines))]
     _, dead_letters = run_worker(broker, tmp_path, "envelope", 1, messages, 51)
     assert [(m["value"]["reason"], m["value"]["index"]) for m in dead_letters] == [("out_of_range", 20)]
+
+
+def test_a_restarted_worker_resumes_with_its_account_baselines(broker, tmp_path, traffic):
+    """Stopped cleanly and started again on the same data directory, the worker still knows every account."""
+    records, _ = traffic
+    topics = Topics("restart", 2)
+    data_dir = tmp_path / "worker-data"
+
+    async def scenario():
+        await topics.create(broker.bootstrap)
+        first = Worker(broker.bootstrap, topics, "restart-app", tmp_path, data_dir=data_dir)
+        try:
+            await produce(broker.bootstrap, topics.input, [(r["account_id"].encode(), orjson.dumps(r)) for r in records])
+            await wait_for_records([first], len(records))
+            await asyncio.sleep(6)  # the gauges refresh every 5 s
+            tracked_before = first.gauge("detector_accounts_tracked")
+        finally:
+            first.stop()
+        second = Worker(broker.bootstrap, topics, "restart-app", tmp_path, data_dir=data_dir)
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            tracked_after = None
+            while asyncio.get_running_loop().time() < deadline:
+                tracked_after = second.gauge("detector_accounts_tracked")
+                if tracked_after:
+                    break
+                await asyncio.sleep(0.5)
+            accepted_after = second.gauge("detector_records_accepted_total")
+        finally:
+            second.stop()
+        return tracked_before, tracked_after, accepted_after
+
+    tracked_before, tracked_after, accepted_after = asyncio.run(scenario())
+    assert tracked_before == len({r["account_id"] for r in records})
+    assert tracked_after == tracked_before
+    assert accepted_after == 0  # nothing was re-read: the baselines came from the snapshot
