@@ -110,7 +110,7 @@ class Scenario:
             launch_crowd=20,
             resellers=1,
             blatant_extractors=1,
-            low_and_slow_accounts=60,
+            low_and_slow_accounts=150,
             evasive_accounts=0,
             pivot_accounts=0,
             campaign_start_hours=1.0,
