@@ -158,8 +158,8 @@ class AlertBook:
         current = self.open.get(account_id)
         risk = assessment.risk
         if current is None:
-            if risk < self.policy.warning_risk or campaign_id is not None:
-                return None  # a campaign member is paged once, through its campaign's alert
+            if risk < self.policy.warning_risk or assessment.severity == "info":
+                return None  # a campaign member at warning is paged once, through its campaign's alert
             current = self.open[account_id] = OpenAlert(0, assessment.severity, risk, first_seen, last_seen, requests)
         elif risk < self.policy.resolve_risk:
             del self.open[account_id]
@@ -176,8 +176,9 @@ class AlertBook:
         return self._alert(account_id, "firing", assessment, current, last_seen, requests)
 
     def _folded(self, assessment: Assessment, campaign_id: str | None) -> Assessment:
-        """A campaign member's own alert stays open but drops to ``info``: its campaign pages."""
-        if campaign_id is None or assessment.severity == "info":
+        """A campaign member's own ``warning`` drops to ``info``: its campaign pages. A ``critical``
+        account still pages on its own: it is blatant whatever else it belongs to."""
+        if campaign_id is None or assessment.severity != "warning":
             return assessment
         return Assessment(assessment.risk, "info", assessment._parts, assessment._population)
 

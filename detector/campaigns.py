@@ -21,6 +21,7 @@ topics keyed differently and replay runs in one process:
 from __future__ import annotations
 
 import hashlib
+import math
 import ipaddress
 import zlib
 from dataclasses import dataclass, field
@@ -404,7 +405,7 @@ class CampaignBook:
         campaign.alerted_size = size
         campaign.alerted_at = now
         campaign.sequence += 1
-        return [self._alert(campaign, "firing", now)]
+        return [self._alert(campaign, "firing", campaign.last_seen)]
 
     def expire_idle(self, now: float) -> tuple[list[Alert], list[Membership]]:
         """Resolve and forget campaigns without member activity for ``campaign_idle_hours``."""
@@ -434,15 +435,17 @@ class CampaignBook:
         kinds = sorted({item["attribute"] for item in shared})
         exchanges = sum(campaign.exchanges.values())
         severity = "critical" if size >= self.policy.critical_campaign_accounts else "warning"
-        risk = min(100.0, 60.0 + 10.0 * len(kinds) + min(size, 1000) / 50.0)
+        risk = min(100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(size))
         if summary is None:
             basis = (f"they share {', '.join(kinds)}" if len(kinds) > 1
                      else f"they share one {kinds[0] if kinds else 'attribute'} and each harvests on its own")
             summary = (f"Campaign {campaign.campaign_id}: {size:,} accounts harvesting model outputs together "
                        f"({exchanges:,} exchanges); {basis}.")
         members = sorted(campaign.members, key=lambda account: (campaign.members[account], account))
-        evidence = tuple(Evidence(f"shared_{item['attribute']}", float(item["member_count"]), None, 1.0, 0.0,
-                                  f"members sharing one {item['attribute']} value") for item in shared[:8])
+        evidence = tuple(Evidence(f"shared_{item['attribute']}", float(item["member_count"]), None, 1.0,
+                                  round(100.0 * item["member_count"] / size, 1),
+                                  f"members sharing one {item['attribute']} value (contribution: % of members)")
+                         for item in shared[:8])
         return Alert(
             subject=campaign.campaign_id,
             dedup_key=f"distillation/campaign/{campaign.campaign_id}",
