@@ -25,6 +25,9 @@ from detector.profile import AccountProfile
 from detector.scoring import Population, assess, population_features
 
 SWEEP_SECONDS = 300.0
+POPULATION_REFRESH_SECONDS = 6 * 3600.0
+"""Each account feeds the population models at most this often: they describe the population,
+and heavy or light, every account counts once."""
 """Idle alerts are resolved when the watermark crosses each such boundary of event time."""
 
 
@@ -162,7 +165,7 @@ class Detector:
 
     def _review(self, account_id: str, profile: AccountProfile) -> Alert | None:
         now = self.watermark
-        if now - profile.last_population_update >= 3600.0:
+        if now - profile.last_population_update >= POPULATION_REFRESH_SECONDS:
             profile.last_population_update = now
             self.population.update(profile, population_features(profile, now))
         if profile.requests < self.policy.min_requests or not _assessment_due(profile.requests):
@@ -199,9 +202,11 @@ class Detector:
 
 
 def _assessment_due(requests: int) -> bool:
-    """Score every request at first, then every 4th, then every 32nd: the cost of scoring
+    """Score every 2nd request at first, then every 4th, then every 32nd: the cost of scoring
     stays flat for heavy accounts while a new account is judged from its first requests."""
-    return requests <= 16 or (requests & 3 == 0 if requests <= 256 else requests & 31 == 0)
+    if requests <= 32:
+        return requests & 1 == 0
+    return requests & 3 == 0 if requests <= 256 else requests & 31 == 0
 
 
 def _prompt_due(requests: int) -> bool:

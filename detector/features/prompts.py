@@ -137,10 +137,12 @@ def analyse_prompt(text: str) -> PromptTraits:
     closing = tail.rstrip(" \t\r\n.?!:;")[-200:]
     closing = closing[closing.rfind("\n") + 1 :]
     closing_at = max(closing.rfind("."), closing.rfind("?"), closing.rfind(":"), closing.rfind("!"))
+    closing = closing[closing_at + 1 :]
+    opening_fingerprint = _clause_fingerprint(opening)
     return PromptTraits(
         elicits_reasoning=elicits_reasoning,
         task_kind=task_kind,
-        opening_fingerprint=_clause_fingerprint(opening),
-        closing_fingerprint=_clause_fingerprint(closing[closing_at + 1 :]),
+        opening_fingerprint=opening_fingerprint,
+        closing_fingerprint=opening_fingerprint if closing.strip() == opening.strip() else _clause_fingerprint(closing),
         content_fingerprint=zlib.crc32(text.encode("utf-8", "surrogatepass")),
     )
