@@ -84,13 +84,20 @@ class AttributeObservation(NamedTuple):
 
 
 class Link(NamedTuple):
-    """Stage-2 output: this account shares this (harvesting) attribute."""
+    """Stage-2 output: this account shares this (harvesting) attribute, or no longer harvests."""
 
     attribute: str
     account_id: str
     timestamp: float
     requests: int
     harvest_like: int
+    harvesting: bool = True
+    """False: a linked account whose later traffic stopped looking like harvesting leaves."""
+
+
+UNLINK_EVIDENCE = 3
+"""Checked requests before an account whose traffic stopped harvesting is unlinked: one
+step-by-step question from an ordinary user behind a proxy range joins nobody for long."""
 
 
 def _hashed(kind: str, value: str) -> str:
@@ -202,6 +209,11 @@ class AttributeIndex:
             if member not in state.linked and self._harvests(checked, harvest_like):
                 state.linked.add(member)
                 links.append(Link(observation.attribute, member, observation.timestamp, requests, harvest_like))
+        if (previous is not None and account in state.linked and observation.checked >= UNLINK_EVIDENCE
+                and not self._harvests(observation.checked, observation.harvest_like)):
+            state.linked.discard(account)
+            links.append(Link(observation.attribute, account, observation.timestamp, observation.requests,
+                              observation.harvest_like, harvesting=False))
         return links
 
     def expire(self, now: float) -> int:
@@ -273,6 +285,9 @@ class CampaignBook:
         """Fold one link in; the campaign alerts and membership changes it causes."""
         memberships: list[Membership] = []
         alerts: list[Alert] = []
+        if not link.harvesting:
+            self._leave(link.account_id, link.timestamp, memberships)
+            return alerts, memberships
         kind = kind_of(link.attribute)
         if kind in CONTEXT_KINDS:
             campaign = self.campaigns.get(self.campaign_of.get(link.account_id, ""))
@@ -341,6 +356,16 @@ class CampaignBook:
             self._weakly_joined.add(account)
             self._add(joined, link, memberships)
         return joined
+
+    def _leave(self, account: str, now: float, memberships: list[Membership]) -> None:
+        """An account no longer harvesting leaves its campaign (its attributes stay)."""
+        campaign_id = self.campaign_of.pop(account, None)
+        self._weakly_joined.discard(account)
+        campaign = self.campaigns.get(campaign_id) if campaign_id else None
+        if campaign is not None and account in campaign.members:
+            del campaign.members[account]
+            campaign.exchanges.pop(account, None)
+            memberships.append(Membership(account, None, now))
 
     def _add(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
         campaign.last_seen = max(campaign.last_seen, link.timestamp)

@@ -148,3 +148,25 @@ async def read_all(bootstrap: str, topic: str, settle: float = 5.0, timeout: flo
     finally:
         await consumer.stop()
     return out
+
+
+def run_workers(bootstrap: str, topics: Topics, app_id: str, log_dir: Path, messages: list[tuple[bytes | None, bytes]],
+                expected_records: int, *, workers: int = 1, read: dict[str, float], **settings: str
+                ) -> dict[str, list[dict]]:
+    """Start ``workers`` workers, feed ``messages``, wait until all records are counted, then read
+    each topic in ``read`` (topic → seconds of quiet that end the read). Workers are always stopped."""
+
+    async def scenario() -> dict[str, list[dict]]:
+        await topics.create(bootstrap)
+        running = [Worker(bootstrap, topics, app_id, log_dir, **settings) for _ in range(workers)]
+        try:
+            if workers > 1:
+                await asyncio.sleep(4)  # let the group settle before the traffic
+            await produce(bootstrap, topics.input, messages)
+            await wait_for_records(running, expected_records)
+            return {topic: await read_all(bootstrap, topic, settle=settle) for topic, settle in read.items()}
+        finally:
+            for worker in running:
+                worker.stop()
+
+    return asyncio.run(scenario())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 import pytest
 
@@ -12,7 +10,7 @@ from detector.core import Detector
 from detector.produce import partition_of
 from detector.records import decode_request
 from detector.simulate import Scenario, generate, labels
-from tests.integration.harness import Topics, Worker, produce, read_all, wait_for_records
+from tests.integration.harness import Topics, run_workers
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
@@ -40,26 +38,13 @@ def replay_members(records: list[dict]) -> set[str]:
 
 
 def run(broker, tmp_path, name: str, workers: int, records: list[dict]):
+    """Campaign alerts and membership records of ``workers`` workers fed ``records``."""
     topics = Topics(name, PARTITIONS)
     membership = f"{name}.members"
-
-    async def scenario():
-        await topics.create(broker.bootstrap)
-        running = [Worker(broker.bootstrap, topics, f"{name}-app", tmp_path, membership_topic=membership)
-                   for _ in range(workers)]
-        try:
-            await asyncio.sleep(4 if workers > 1 else 0)  # let the group settle before the traffic
-            await produce(broker.bootstrap, topics.input,
-                          [(r["account_id"].encode(), orjson.dumps(r)) for r in records])
-            await wait_for_records(running, len(records))
-            alerts = await read_all(broker.bootstrap, topics.alerts, settle=8.0)
-            members = await read_all(broker.bootstrap, membership, settle=2.0)
-        finally:
-            for worker in running:
-                worker.stop()
-        return alerts, members
-
-    return asyncio.run(scenario())
+    messages = [(r["account_id"].encode(), orjson.dumps(r)) for r in records]
+    out = run_workers(broker.bootstrap, topics, f"{name}-app", tmp_path, messages, len(records), workers=workers,
+                      read={topics.alerts: 8.0, membership: 2.0}, membership_topic=membership)
+    return out[topics.alerts], out[membership]
 
 
 def test_one_and_two_workers_find_the_same_campaign_as_replay(broker, tmp_path, campaign_traffic):

@@ -11,7 +11,7 @@ import pytest
 from detector.core import Detector
 from detector.records import decode_request
 from detector.simulate import Scenario, generate, labels
-from tests.integration.harness import Topics, Worker, produce, read_all, wait_for_records
+from tests.integration.harness import Topics, Worker, produce, run_workers, wait_for_records
 
 pytestmark = pytest.mark.integration
 
@@ -47,23 +47,12 @@ def alerted(events: list[dict]) -> set[str]:
             for account in event["data"]["account_ids"]}
 
 
-def run_worker(broker, tmp_path, name: str, partitions: int, messages, expected_records: int, workers: int = 1):
+def run_worker(broker, tmp_path, name: str, partitions: int, messages, expected_records: int):
+    """The alerts and dead letters of one worker fed ``messages``."""
     topics = Topics(name, partitions)
-
-    async def scenario():
-        await topics.create(broker.bootstrap)
-        running = [Worker(broker.bootstrap, topics, f"{name}-app", tmp_path) for _ in range(workers)]
-        try:
-            await produce(broker.bootstrap, topics.input, messages)
-            await wait_for_records(running, expected_records)
-            alerts = await read_all(broker.bootstrap, topics.alerts)
-            dead_letters = await read_all(broker.bootstrap, topics.dlq, settle=1.0)
-        finally:
-            for worker in running:
-                worker.stop()
-        return alerts, dead_letters
-
-    return asyncio.run(scenario())
+    out = run_workers(broker.bootstrap, topics, f"{name}-app", tmp_path, messages, expected_records,
+                      read={topics.alerts: 5.0, topics.dlq: 1.0})
+    return out[topics.alerts], out[topics.dlq]
 
 
 def test_one_partition_worker_alerts_what_replay_alerts(broker, tmp_path, traffic):

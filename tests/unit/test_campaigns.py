@@ -1,0 +1,113 @@
+"""Campaign linking: what joins accounts, what keeps them apart, merges, growth and expiry."""
+
+from __future__ import annotations
+
+from detector.alerting import CAMPAIGN_ALERT_TYPE
+from detector.campaigns import AttributeIndex, AttributeObservation, CampaignLinker, CampaignPolicy
+
+T0 = 1_772_409_600.0
+
+
+def report(linker: CampaignLinker, account: str, attributes: list[str], t: float, checked: int = 2,
+           harvest_like: int = 2):
+    alerts, memberships = [], []
+    for attribute in attributes:
+        new_alerts, new_members = linker.observe(
+            AttributeObservation(attribute, account, t, checked, checked, harvest_like))
+        alerts += new_alerts
+        memberships += new_members
+    return alerts, memberships
+
+
+def firing(alerts):
+    return [a for a in alerts if a.type == CAMPAIGN_ALERT_TYPE and a.status == "firing"]
+
+
+def test_harvesting_accounts_sharing_a_payment_instrument_become_one_campaign_alerted_once():
+    linker = CampaignLinker()
+    alerts = []
+    for n in range(30):
+        alerts += report(linker, f"a{n}", ["payment:p1", f"network:n{n}"], T0 + n)[0]
+    sent = firing(alerts)
+    assert len({a.dedup_key for a in sent}) == 1
+    assert len(sent[0].account_ids) == 25 and sent[0].extra["account_count"] == 25
+    assert sent[0].extra["shared_attributes"] == [{"attribute": "payment", "value_hash": "p1", "member_count": 25}]
+
+
+def test_growth_re_sends_under_the_same_dedup_key():
+    linker = CampaignLinker()
+    alerts = []
+    for n in range(40):
+        alerts += report(linker, f"a{n}", ["payment:p1"], T0 + n)[0]
+    sent = firing(alerts)
+    assert [len(a.account_ids) for a in sent] == [25, 32, 40]  # each time it grew by a quarter
+    assert len({a.dedup_key for a in sent}) == 1 and [a.sequence for a in sent] == list(range(1, len(sent) + 1))
+
+
+def test_ordinary_accounts_behind_one_nat_never_link_even_if_a_few_harvest():
+    linker = CampaignLinker()
+    alerts = []
+    for n in range(200):
+        harvesting = n % 10 == 0
+        alerts += report(linker, f"student{n}", ["network:campus"], T0 + n, checked=4,
+                         harvest_like=4 if harvesting else 0)[0]
+    assert not alerts and not linker.book.campaigns
+
+
+def test_a_popular_user_agent_never_joins_accounts():
+    linker = CampaignLinker()
+    for n in range(60):
+        report(linker, f"a{n}", ["user_agent:sdk"], T0 + n)
+    assert not linker.book.campaigns
+
+
+def test_two_campaigns_sharing_a_payment_instrument_merge_and_the_older_id_survives():
+    linker = CampaignLinker()
+    alerts = []
+    for n in range(30):
+        alerts += report(linker, f"a{n}", ["payment:p1"], T0 + n)[0]
+    for n in range(30):
+        alerts += report(linker, f"b{n}", ["payment:p2"], T0 + 100 + n)[0]
+    older, newer = (a.campaign_id for a in firing(alerts)[:1] + firing(alerts)[-1:])
+    assert older != newer
+    merged_alerts, memberships = report(linker, "bridge", ["payment:p1", "payment:p2"], T0 + 200)
+    assert [c for c in linker.book.campaigns] == [older]
+    resolved = [a for a in merged_alerts if a.status == "resolved"]
+    assert [a.campaign_id for a in resolved] == [newer] and "merged into" in resolved[0].summary
+    assert {m.campaign_id for m in memberships} == {older}
+    assert {f"b{n}" for n in range(30)} <= {m.account_id for m in memberships}
+
+
+def test_campaigns_sharing_only_a_template_stay_apart_but_a_second_weak_kind_merges_them():
+    linker = CampaignLinker()
+    for n in range(30):
+        report(linker, f"a{n}", ["payment:p1", "template:t"], T0 + n)
+        report(linker, f"b{n}", ["payment:p2", "template:t"], T0 + 50 + n)
+    assert len(linker.book.campaigns) == 2
+    for n in range(3):
+        report(linker, f"a{n}", ["tls:x"], T0 + 100 + n)
+        report(linker, f"b{n}", ["tls:x"], T0 + 110 + n)
+    assert len(linker.book.campaigns) == 1
+
+
+def test_an_account_that_stops_harvesting_leaves_its_campaign():
+    linker = CampaignLinker()
+    for n in range(30):
+        report(linker, f"a{n}", ["network:proxy"], T0 + n)
+    assert "a3" in linker.book.campaign_of
+    _, memberships = report(linker, "a3", ["network:proxy"], T0 + 100, checked=6, harvest_like=1)
+    assert "a3" not in linker.book.campaign_of
+    assert [(m.account_id, m.campaign_id) for m in memberships] == [("a3", None)]
+
+
+def test_stale_attributes_expire_and_idle_campaigns_resolve():
+    policy = CampaignPolicy(attribute_ttl_hours=1.0, campaign_idle_hours=2.0)
+    linker = CampaignLinker(policy)
+    for n in range(30):
+        report(linker, f"a{n}", ["payment:p1"], T0 + n)
+    index: AttributeIndex = linker.index
+    assert "payment:p1" in index.attributes
+    alerts, memberships = linker.expire(T0 + 3 * 3600)
+    assert "payment:p1" not in index.attributes
+    assert [a.status for a in alerts] == ["resolved"] and not linker.book.campaigns
+    assert {m.campaign_id for m in memberships} == {None} and len(memberships) == 30
