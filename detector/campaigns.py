@@ -299,7 +299,7 @@ class CampaignBook:
         else:
             campaign = self._join_weak(link, memberships, alerts)
         if campaign is not None:
-            alerts.extend(self._review(campaign, link.timestamp))
+            alerts.extend(self._review(campaign, link.timestamp, memberships))
         return alerts, memberships
 
     def _join_strong(self, link: Link, memberships: list[Membership], alerts: list[Alert]) -> Campaign:
@@ -365,23 +365,27 @@ class CampaignBook:
         if campaign is not None and account in campaign.members:
             del campaign.members[account]
             campaign.exchanges.pop(account, None)
-            memberships.append(Membership(account, None, now))
+            if campaign.open:
+                memberships.append(Membership(account, None, now))
 
     def _add(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
         campaign.last_seen = max(campaign.last_seen, link.timestamp)
         campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
         previous = self.campaign_of.get(link.account_id)
         if previous != campaign.campaign_id:
-            if previous is not None and previous in self.campaigns:
-                old = self.campaigns[previous]
+            old = self.campaigns.get(previous) if previous is not None else None
+            if old is not None:
                 old.members.pop(link.account_id, None)
                 old.exchanges.pop(link.account_id, None)
+                if old.open and not campaign.open:
+                    memberships.append(Membership(link.account_id, None, link.timestamp))
             if kind_of(link.attribute) in STRONG_KINDS:
                 self._weakly_joined.discard(link.account_id)
             self._pending.pop(link.account_id, None)
             campaign.members[link.account_id] = link.timestamp
             self.campaign_of[link.account_id] = campaign.campaign_id
-            memberships.append(Membership(link.account_id, campaign.campaign_id, link.timestamp))
+            if campaign.open:
+                memberships.append(Membership(link.account_id, campaign.campaign_id, link.timestamp))
         elif kind_of(link.attribute) in STRONG_KINDS:
             self._weakly_joined.discard(link.account_id)
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
@@ -395,7 +399,8 @@ class CampaignBook:
         for account, since in absorbed.members.items():
             survivor.members.setdefault(account, since)
             self.campaign_of[account] = survivor.campaign_id
-            memberships.append(Membership(account, survivor.campaign_id, survivor.members[account]))
+            if survivor.open:  # otherwise all members are published when the survivor opens
+                memberships.append(Membership(account, survivor.campaign_id, survivor.members[account]))
         for attribute, count in absorbed.attributes.items():
             survivor.attributes[attribute] = survivor.attributes.get(attribute, 0) + count
             if attribute in self.campaign_of:
@@ -417,7 +422,9 @@ class CampaignBook:
                                       f"Campaign {absorbed.campaign_id} merged into {survivor.campaign_id}."))
         return survivor
 
-    def _review(self, campaign: Campaign, now: float) -> list[Alert]:
+    def _review(self, campaign: Campaign, now: float, memberships: list[Membership]) -> list[Alert]:
+        """Alert when the campaign reaches its size, or grew materially. Membership is published
+        only for alerting campaigns: automation acts on what on-call was paged for."""
         size = len(campaign.members)
         if size < self.policy.min_campaign_accounts:
             return []
@@ -426,6 +433,9 @@ class CampaignBook:
             refreshed = size > campaign.alerted_size and now - campaign.alerted_at >= self.policy.refresh_hours * 3600
             if not (grown or refreshed):
                 return []
+        if not campaign.open:
+            memberships.extend(Membership(account, campaign.campaign_id, since)
+                               for account, since in campaign.members.items())
         campaign.open = True
         campaign.alerted_size = size
         campaign.alerted_at = now
@@ -443,7 +453,8 @@ class CampaignBook:
                                           f"for {self.policy.campaign_idle_hours:g} h; alert resolved."))
             for account in campaign.members:
                 self.campaign_of.pop(account, None)
-                memberships.append(Membership(account, None, now))
+                if campaign.open:
+                    memberships.append(Membership(account, None, now))
             for attribute in campaign.attributes:
                 self.campaign_of.pop(attribute, None)
                 self._weak_members.pop(attribute, None)

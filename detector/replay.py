@@ -1,5 +1,8 @@
 """``detector replay``: the detection core over a file of request.v1 JSON lines.
 
+Each line is decoded like a Kafka message: one record, or a JSON array of records (a batched
+envelope); a bad record inside an array is rejected alone, its index in the dead letter.
+
 What teams run first, on their own historical logs, before going live: the same
 :class:`~detector.core.Detector` as the worker, so the same records give the same alerts.
 """
@@ -18,7 +21,7 @@ import orjson
 
 from detector.alerting import rfc3339
 from detector.core import Detector
-from detector.records import decode_request, rejection_to_dlq
+from detector.records import decode_envelope, rejection_to_dlq
 
 
 @dataclass
@@ -39,7 +42,8 @@ class ReplaySummary:
     def line(self) -> str:
         rate = self.lines / self.seconds if self.seconds else 0.0
         reasons = ", ".join(f"{reason} {count}" for reason, count in self.rejected.most_common()) or "none"
-        return (f"replay: {self.lines:,} lines, {self.accepted:,} accepted, {sum(self.rejected.values()):,} rejected "
+        return (f"replay: {self.lines:,} lines, {self.accepted:,} records accepted, "
+                f"{sum(self.rejected.values()):,} rejected "
                 f"({reasons}); {self.alerts['firing']:,} firing and {self.alerts['resolved']:,} resolved alerts "
                 f"on {len(self.alerted_accounts):,} accounts; {self.seconds:.1f} s ({rate:,.0f} lines/s)")
 
@@ -77,17 +81,17 @@ def replay(detector: Detector, source: BinaryIO, alerts_out: BinaryIO, dlq_out: 
         if not line.strip():
             continue
         summary.lines += 1
-        record = decode_request(line.rstrip(b"\r\n"))
-        if hasattr(record, "reason"):
-            summary.rejected[record.reason] += 1
+        requests, rejections = decode_envelope(line.rstrip(b"\r\n"))
+        for rejection in rejections:
+            summary.rejected[rejection.reason] += 1
             if dlq_out is not None:
-                dlq_out.write(rejection_to_dlq(record, topic=source_name, partition=None, offset=number) + b"\n")
-            continue
-        summary.accepted += 1
-        for alert in process(record):
-            summary.alerts[alert.status] += 1
-            summary.alerted_accounts.update(alert.account_ids)
-            alerts_out.write(orjson.dumps(alert.to_cloudevent(**event_kwargs)) + b"\n")
+                dlq_out.write(rejection_to_dlq(rejection, topic=source_name, partition=None, offset=number) + b"\n")
+        summary.accepted += len(requests)
+        for request in requests:
+            for alert in process(request):
+                summary.alerts[alert.status] += 1
+                summary.alerted_accounts.update(alert.account_ids)
+                alerts_out.write(orjson.dumps(alert.to_cloudevent(**event_kwargs)) + b"\n")
         if detector.membership_updates:
             if members_out is not None:
                 for update in detector.membership_updates:
