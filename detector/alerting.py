@@ -127,6 +127,7 @@ _PHRASES = {
     "capability_focus": "{:.0%} of prompts on one task kind",
     "output_at_max_tokens_share": "{:.0%} of outputs cut off at max_tokens",
     "output_tokens_mean": "outputs average {:,.0f} tokens",
+    "output_input_ratio": "{:,.1f} output tokens per input token",
     "single_turn_share": "{:.0%} single-turn requests",
     "requests_per_hour": "{:,.0f} requests in the last hour",
     "active_hours_24h": "active {:.0f} of the last 24 hours",

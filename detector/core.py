@@ -148,7 +148,8 @@ class Detector:
         profile.requests += 1
         if request.status_code >= 400:
             return profile  # a refused request carries no answer to harvest
-        at_limit = observe_tokens(profile, request.output_tokens, request.max_tokens, request.finish_reason)
+        at_limit = observe_tokens(profile, request.input_tokens, request.output_tokens, request.max_tokens,
+                                  request.finish_reason)
         if request.turn_index is not None:
             observe_turn(profile, request.turn_index)
         opening = not request.turn_index

@@ -45,6 +45,8 @@ class DetectionPolicy:
     output_at_max_tokens: tuple[float, float, float] = (0.1, 0.5, 1.0)
     long_outputs: tuple[float, float, float] = (600.0, 1600.0, 1.0)
     """Mean output tokens."""
+    output_input_ratio: tuple[float, float, float] = (4.0, 15.0, 0.5)
+    """Mean output tokens per input token: short questions, long answers."""
     templated_novel_fill: tuple[float, float, float] = (0.3, 0.8, 2.0)
     single_turn: tuple[float, float, float] = (0.7, 0.95, 1.0)
     capability_focus: tuple[float, float, float] = (0.5, 0.9, 1.0)

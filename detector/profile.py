@@ -36,6 +36,7 @@ class AccountProfile(msgspec.Struct, array_like=True, gc=False):
     # tokens
     token_observations: int = 0
     output_tokens_mean: float = 300.0
+    output_input_ratio: float = 1.0
     max_token_observations: int = 0
     at_max_tokens_share: float = 0.0
     # prompts

@@ -141,6 +141,8 @@ def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[
             "share of responses cut off at max_tokens")
     if profile.token_observations:
         add("output_tokens_mean", profile.output_tokens_mean, policy.long_outputs, "mean output tokens per response")
+        add("output_input_ratio", profile.output_input_ratio, policy.output_input_ratio,
+            "mean output tokens per input token")
     if profile.turn_observations:
         add("single_turn_share", profile.first_turn_share, policy.single_turn,
             "share of requests opening a conversation, without follow-ups")
@@ -244,6 +246,7 @@ def population_features(profile: AccountProfile, now: float) -> dict[str, float]
         "capability_focus": capability_focus(profile)[1],
         "output_at_max_tokens_share": profile.at_max_tokens_share,
         "output_tokens_mean": profile.output_tokens_mean,
+        "output_input_ratio": profile.output_input_ratio,
         "single_turn_share": profile.first_turn_share,
         "new_model_share": profile.new_model_share,
         "rate_limited_share": profile.rate_limited_share,
