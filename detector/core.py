@@ -211,6 +211,8 @@ def _assessment_due(requests: int) -> bool:
 
 
 def _prompt_due(requests: int) -> bool:
-    """Read every prompt of an account's first 32 requests, then one in eight: shares are
-    estimated as well from a sample, and prompt analysis is the costliest step."""
-    return requests <= 32 or requests & 7 == 0
+    """Read every prompt of an account's first 12 requests, one in two up to 64, then one in
+    eight: shares are estimated as well from a sample, and prompt analysis is the costliest step."""
+    if requests <= 12:
+        return True
+    return requests & 1 == 0 if requests <= 64 else requests & 7 == 0
