@@ -93,7 +93,7 @@ class Detector:
     def _summarise(self, request, profile: AccountProfile) -> list[Alert]:
         """Report the account's attributes to the linking stage (inline, or via the outbox)."""
         templates = [fingerprint for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts)
-                     if count >= 3]
+                     if count >= 2]
         observations = [AttributeObservation(key, request.account_id, request.timestamp, profile.requests,
                                              profile.harvest_checked, profile.harvest_like)
                         for key in attribute_keys(request, templates)]
