@@ -5,8 +5,8 @@ baseline measured in the same run (a bare consumer reading the same topic, or a 
 loop over the same file), so a slow machine or a busy neighbour moves both. The same figures,
 with everything measured along the way, go to ``bench/results/latest.json``.
 
-    python bench/run.py            # ~10 minutes on 2 cores
-    python bench/run.py --quick    # ~2 minutes, smaller sizes
+    python bench/run.py            # ~5 minutes on 2 cores
+    python bench/run.py --quick    # ~3 minutes, smaller sizes
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(BENCH), str(ROOT)]  # the helpers beside this file; tests.integration.harness
-
-import msgspec  # noqa: E402
 
 import core_figures  # noqa: E402
 import kafka_figures  # noqa: E402
@@ -318,7 +316,7 @@ def print_table(figures: list[Figure], info: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Measure the detector against the limits of this machine.")
-    parser.add_argument("--quick", action="store_true", help="smaller sizes: about 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: about 3 minutes")
     for name, default in FULL.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None,
                             help=f"default {default:,} (quick: {QUICK[name]:,})")

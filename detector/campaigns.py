@@ -58,6 +58,8 @@ class CampaignPolicy:
     """Re-send a campaign alert when membership grew by this fraction since the last one ..."""
     refresh_hours: float = 1.0
     """... or grew at all and this much event time has passed: the member list stays complete."""
+    min_resend_minutes: float = 10.0
+    """Never re-sent sooner than this (event time): a burst of links is one update, not several."""
     member_cap: int = 5000
     """Most account ids listed in one campaign alert; ``account_count`` gives the total."""
     attribute_ttl_hours: float = 48.0
@@ -429,9 +431,10 @@ class CampaignBook:
         if size < self.policy.min_campaign_accounts:
             return []
         if campaign.open:
+            since = now - campaign.alerted_at
             grown = size >= campaign.alerted_size * (1.0 + self.policy.growth_to_resend)
-            refreshed = size > campaign.alerted_size and now - campaign.alerted_at >= self.policy.refresh_hours * 3600
-            if not (grown or refreshed):
+            refreshed = size > campaign.alerted_size and since >= self.policy.refresh_hours * 3600
+            if not (grown or refreshed) or since < self.policy.min_resend_minutes * 60:
                 return []
         if not campaign.open:
             memberships.extend(Membership(account, campaign.campaign_id, since)

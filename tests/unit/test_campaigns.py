@@ -34,13 +34,21 @@ def test_harvesting_accounts_sharing_a_payment_instrument_become_one_campaign_al
     assert sent[0].extra["shared_attributes"] == [{"attribute": "payment", "value_hash": "p1", "member_count": 25}]
 
 
+def test_a_burst_of_members_is_one_update():
+    linker = CampaignLinker()
+    alerts = []
+    for n in range(40):
+        alerts += report(linker, f"a{n}", ["payment:p1"], T0)[0]
+    assert [len(a.account_ids) for a in firing(alerts)] == [25]
+
+
 def test_growth_re_sends_under_the_same_dedup_key():
     linker = CampaignLinker()
     alerts = []
     for n in range(40):
-        alerts += report(linker, f"a{n}", ["payment:p1"], T0 + n)[0]
+        alerts += report(linker, f"a{n}", ["payment:p1"], T0 + n * 60)[0]
     sent = firing(alerts)
-    assert [len(a.account_ids) for a in sent] == [25, 32, 40]  # each time it grew by a quarter
+    assert [len(a.account_ids) for a in sent] == [25, 35]  # grown by a quarter, and ten minutes later
     assert len({a.dedup_key for a in sent}) == 1 and [a.sequence for a in sent] == list(range(1, len(sent) + 1))
 
 
