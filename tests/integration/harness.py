@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,37 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from detector.broker import acreate_topics
+from detector.broker import acreate_topics, free_loopback_port
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_loopback_port()
+
+
+class ChildProcess:
+    """A server the test starts, its output in a log file; stopped with SIGTERM as an init system would."""
+
+    def __init__(self, command: list[str], log_path: Path, stop_timeout: float = 30.0, **popen):
+        self.log_path = log_path
+        self.stop_timeout = stop_timeout
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, **popen)
+
+    def log_tail(self, lines: int = 40) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> int:
+        """The exit status (0 when it shut down cleanly)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
 
 
 class Topics:
@@ -38,13 +61,12 @@ class Topics:
                                          self.dlq: self.partitions})
 
 
-class Worker:
+class Worker(ChildProcess):
     """``python -m detector.cli worker`` as a child process, configured like production."""
 
     def __init__(self, bootstrap: str, topics: Topics, app_id: str, log_dir: Path, data_dir: Path | None = None,
                  **settings: str):
         self.metrics_port = free_port()
-        self.log_path = log_dir / f"{app_id}-{self.metrics_port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DETECTOR_")}
         env.update({
             "DETECTOR_BROKER_URL": f"kafka://{bootstrap}",
@@ -60,9 +82,8 @@ class Worker:
             "DETECTOR_LOG_LEVEL": "info",
         })
         env.update({f"DETECTOR_{k.upper()}": str(v) for k, v in settings.items()})
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "detector.cli", "worker"],
-                                        stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        super().__init__([sys.executable, "-m", "detector.cli", "worker"],
+                         log_dir / f"{app_id}-{self.metrics_port}.log", env=env)
 
     def metrics(self) -> dict[str, float]:
         """The worker's Prometheus samples, name{labels} → value (empty while it starts)."""
@@ -85,20 +106,6 @@ class Worker:
         samples = self.metrics()
         rejected = sum(v for k, v in samples.items() if k.startswith("detector_records_rejected_total"))
         return samples.get("detector_records_accepted_total", 0.0) + rejected
-
-    def log_tail(self, lines: int = 40) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 async def wait_for_records(workers: list[Worker], expected: int, timeout: float = 120.0) -> None:

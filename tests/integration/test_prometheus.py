@@ -7,8 +7,6 @@ import asyncio
 import itertools
 import json
 import shutil
-import signal
-import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -20,7 +18,7 @@ import pytest
 import yaml
 
 from detector.simulate import Scenario, generate
-from tests.integration.harness import Topics, Worker, free_port, produce, wait_for_records
+from tests.integration.harness import ChildProcess, Topics, Worker, free_port, produce, wait_for_records
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +35,7 @@ MALFORMED = [
 """One record each rejected as invalid_json, missing_field (timestamp) and out_of_range."""
 
 
-class Prometheus:
+class Prometheus(ChildProcess):
     """The ``prometheus`` server on a free loopback port, scraping given targets every second."""
 
     def __init__(self, binary: str, workdir: Path, targets: list[str], rule_files: list[Path]):
@@ -50,12 +48,9 @@ class Prometheus:
         }
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / "prometheus.log"
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=workdir)
+        super().__init__([binary, f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'data'}",
+                          f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                         workdir / "prometheus.log", stop_timeout=20.0, cwd=workdir)
 
     def get(self, path: str, **params: str) -> dict:
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -88,21 +83,6 @@ class Prometheus:
         result = answer["data"]["result"]
         return float(result[0]["value"][1]) if result else None
 
-    def log_tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> int:
-        """SIGTERM, as an init system would; the exit status (0 when it shut down cleanly)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
 
 
 def wait_until(read, expected, timeout: float, what: str):
