@@ -41,9 +41,14 @@ def rss_bytes(pid: int) -> int:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
 
 
+WORKER_SETTINGS: dict[str, str] = {}
+"""Extra ``DETECTOR_*`` settings (lower-case names) for every worker the bench starts."""
+
+
 def worker(bootstrap: str, topics: Topics, name: str, work_dir: Path, data_dir: Path | None = None) -> Worker:
     """A worker with a 2 s session: it joins the group in ~1 s instead of ~3 s (docs/faust-notes.md)."""
-    return Worker(bootstrap, topics, f"{name}-app", work_dir, data_dir=data_dir, session_timeout_s="2")
+    return Worker(bootstrap, topics, f"{name}-app", work_dir, data_dir=data_dir,
+                  **{"session_timeout_s": "2", **WORKER_SETTINGS})
 
 
 async def wait_seen(running: Worker, expected: int, timeout: float) -> float:

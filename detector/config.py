@@ -49,6 +49,9 @@ class Settings:
     ssl_keyfile: str = ""
     session_timeout_s: float = 30.0
     """Consumer-group session timeout: how long a dead worker keeps its partitions."""
+    fetch_max_wait_ms: int = 100
+    """Longest a fetch waits on the broker for records; each agent hop can wait this long
+    (Faust hard-codes 1,500 ms: campaign alerts cross three hops)."""
     data_dir: str = "./detector-data"
     """Local data directory (one per worker): Faust's files and the state snapshot."""
     snapshot_interval_s: float = 60.0
@@ -77,6 +80,8 @@ class Settings:
         for name in ("input_topic", "alerts_topic", "dlq_topic", "membership_topic", "app_id", "broker_url"):
             if not getattr(self, name):
                 raise ConfigError(f"DETECTOR_{name.upper()} must not be empty")
+        if not 1 <= self.fetch_max_wait_ms <= 60_000:
+            raise ConfigError(f"DETECTOR_FETCH_MAX_WAIT_MS: expected 1-60000; got {self.fetch_max_wait_ms}")
         if self.snapshot_interval_s < 0:
             raise ConfigError(f"DETECTOR_SNAPSHOT_INTERVAL_S: expected seconds >= 0; got {self.snapshot_interval_s}")
         if self.policy_file and not Path(self.policy_file).is_file():
