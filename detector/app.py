@@ -2,7 +2,8 @@
 
 Topology (every stage a thin shell around a pure class):
 
-* ``detect`` on ``llm.requests`` (raw bytes: one record, a JSON array or NDJSON) → validation →
+* ``detect`` on ``llm.requests`` (raw bytes: one record, a JSON array or NDJSON; read in batches by
+  a Faust task with its own consumer group, ``<app_id>-detect``) → validation →
   :class:`~detector.core.Detector` → account alerts on ``llm.alerts``; rejected records to
   ``llm.requests.dlq`` with their reason and topic/partition/offset; account summaries to the
   internal attributes topic, routed by attribute. Records must be keyed by ``account_id`` so
@@ -16,6 +17,7 @@ Topology (every stage a thin shell around a pure class):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
@@ -23,6 +25,7 @@ import zlib
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError
 from aiokafka.helpers import create_ssl_context
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.drivers import TRANSPORTS
@@ -39,6 +42,14 @@ from detector.state import save as save_state
 
 log = logging.getLogger(__name__)
 
+DETECT_BATCH = 500
+"""Input messages per fetch of the detect stage."""
+DETECT_SLICE_SECONDS = 0.05
+"""The detect stage yields the event loop (heartbeats, timers, the other stages) this often
+inside a batch: 500 envelopes of 200 records are seconds of work."""
+FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
+"""Faust's 1 MiB per partition is ~6 envelopes of 200 records: the worker idled 30-45% between
+fetches; 8 MiB gave +39% with envelopes in the bench (docs/performance.md)."""
 OBSERVATION_BATCH = 1000
 OBSERVATION_FLUSH_SECONDS = 0.5
 """Account summaries go to the linking stage in batches: a message per partition per input
@@ -90,6 +101,10 @@ def aiokafka_security(settings: Settings) -> dict:
         options.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
                        sasl_plain_password=settings.sasl_password)
     return options
+
+
+def heartbeat_interval_s(settings: Settings) -> float:
+    return max(settings.session_timeout_s / 10.0, 0.5)
 
 
 def broker_credentials(settings: Settings):
@@ -200,11 +215,9 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset=settings.auto_offset_reset,
         broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=max(settings.session_timeout_s / 10.0, 0.5),
+        broker_heartbeat_interval=heartbeat_interval_s(settings),
         producer_acks=-1,
-        # Faust's 1 MiB per partition is ~6 envelopes of 200 records: the worker idled 30-45% between
-        # fetches; 8 MiB gave +39% with envelopes in the bench (docs/performance.md).
-        consumer_max_fetch_size=8 * 1024 * 1024,
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
         key_serializer="raw",
         value_serializer="raw",
     )
@@ -214,7 +227,6 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
     app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     app.metrics_registry = registry
 
-    requests_topic = app.topic(settings.input_topic, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(settings.alerts_topic, key_type=bytes, value_type=bytes,
                              partitions=settings.partitions, internal=True)
     dlq_topic = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
@@ -227,18 +239,51 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
     index = AttributeIndex()
     book = CampaignBook()
 
-    @app.agent(requests_topic, name="detect")
-    async def detect(stream):
-        async for event in stream.events():
-            message = event.message
-            alerts, dead_letters = service.handle(event.value, message.key, message.topic,
-                                                  message.partition, message.offset)
-            for key, value in alerts:
-                await alerts_topic.send(key=key, value=value)
-            for key, value in dead_letters:
-                await dlq_topic.send(key=key, value=value)
-            if len(service.detector.outbox) >= OBSERVATION_BATCH:
-                await send_observations()
+    @app.task
+    async def detect():
+        """The per-account stage reads the input in batches with a plain aiokafka consumer.
+
+        A Faust agent awaits a task and a future per message (~250 µs here): one record per
+        message topped out at ~3-4k records/s with the detection core at a fifth of the CPU
+        (docs/performance.md, (b)). Offsets are committed after a batch's alerts and dead
+        letters are acknowledged by the brokers: at least once, like the agent it replaces.
+        """
+        consumer = AIOKafkaConsumer(
+            settings.input_topic, bootstrap_servers=settings.bootstrap_servers, group_id=settings.detect_group,
+            client_id=settings.detect_group, enable_auto_commit=False, auto_offset_reset=settings.auto_offset_reset,
+            max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION, fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            max_poll_records=DETECT_BATCH, session_timeout_ms=int(settings.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(heartbeat_interval_s(settings) * 1000), **aiokafka_security(settings))
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000)
+                if not batches:
+                    continue
+                pause_at = time.perf_counter() + DETECT_SLICE_SECONDS
+                for partition, messages in batches.items():
+                    for message in messages:
+                        await handle_message(message.value, message.key, partition.topic, partition.partition,
+                                             message.offset)
+                        if time.perf_counter() > pause_at:  # let heartbeats, timers and other stages run
+                            await asyncio.sleep(0)
+                            pause_at = time.perf_counter() + DETECT_SLICE_SECONDS
+                if len(service.detector.outbox) >= OBSERVATION_BATCH:
+                    await send_observations()
+                await app.producer.flush()
+                try:
+                    await consumer.commit()
+                except CommitFailedError:  # a rebalance took the partitions: their new owner re-reads the batch
+                    log.warning("detect: offsets not committed, partitions were reassigned during the batch")
+        finally:
+            await consumer.stop()
+
+    async def handle_message(value, key, topic, partition, offset):
+        alerts, dead_letters = service.handle(value, key, topic, partition, offset)
+        for key, value in alerts:
+            await alerts_topic.send(key=key, value=value)
+        for key, value in dead_letters:
+            await dlq_topic.send(key=key, value=value)
 
     async def send_observations():
         for partition, value in service.drain_observations(settings.partitions).items():

@@ -26,7 +26,7 @@ class Settings:
     broker_url: str = "kafka://localhost:9092"
     """Comma-separated bootstrap servers, ``kafka://host:port``."""
     app_id: str = "distillation-detector"
-    """Faust application id: the consumer group and the prefix of internal topics."""
+    """Faust application id: the prefix of internal topics and of the consumer groups."""
     input_topic: str = "llm.requests"
     alerts_topic: str = "llm.alerts"
     dlq_topic: str = "llm.requests.dlq"
@@ -116,6 +116,11 @@ class Settings:
     def snapshot_path(self) -> Path:
         """Where the worker keeps its state between restarts."""
         return Path(self.data_dir) / "detector-state.msgpack"
+
+    @property
+    def detect_group(self) -> str:
+        """The consumer group reading the input topic (the other stages are Faust's group, ``app_id``)."""
+        return f"{self.app_id}-detect"
 
     @property
     def links_topic(self) -> str:
