@@ -24,7 +24,7 @@ import zlib
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 from aiokafka.helpers import create_ssl_context
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -35,6 +35,7 @@ from detector.alerting import Alert
 from detector.campaigns import AttributeIndex, AttributeObservation, CampaignBook, Link, Membership
 from detector.config import Settings
 from detector.core import Detector
+from detector.handover import AccountHandover
 from detector.metrics import DetectorMetrics
 from detector.records import decode_envelope, rejection_to_dlq
 from detector.state import load as load_state
@@ -131,6 +132,8 @@ class DetectorService:
         self.settings = settings
         self.detector = detector
         self.metrics = metrics
+        self.changed: dict[str, int] = {}
+        """account → input partition of the accounts changed since their profile was published."""
         self._evicted_reported = detector.stats.accounts_evicted
 
     def handle(self, value: bytes, key: bytes | None, topic: str, partition: int, offset: int
@@ -144,8 +147,10 @@ class DetectorService:
         metrics = self.metrics
         metrics.messages.inc()
         alerts: list[Alert] = []
+        changed = self.changed
         for request in requests:
             alerts.extend(self.detector.process(request))
+            changed[request.account_id] = partition
         if requests:
             metrics.records_accepted.inc(len(requests))
         dead_letters = []
@@ -236,6 +241,27 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
     links_topic = app.topic(settings.links_topic, key_type=bytes, value_type=bytes, partitions=1, internal=True)
     membership_topic = app.topic(settings.membership_topic, key_type=bytes, value_type=bytes,
                                  partitions=settings.partitions, internal=True, compacting=True)
+    state_topic = app.topic(settings.state_topic, key_type=bytes, value_type=bytes, partitions=settings.partitions,
+                            internal=True, compacting=True, deleting=True,
+                            retention=detector.policy.account_ttl_hours * 3600.0)
+    handover = AccountHandover(
+        detector, settings.state_topic, settings.partitions,
+        send=lambda topic, key, value, partition: app.producer.send(topic, key, value, partition, None, None),
+        reader=lambda: AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                        enable_auto_commit=False, auto_offset_reset="earliest",
+                                        max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
+                                        fetch_max_wait_ms=settings.fetch_max_wait_ms, **aiokafka_security(settings)),
+        changed=service.changed)
+
+    class HandOverOnRebalance(ConsumerRebalanceListener):
+        async def on_partitions_revoked(self, revoked):
+            published = await handover.on_revoked(tp.partition for tp in revoked)
+            await app.producer.flush()
+            metrics.accounts_published.inc(published)
+
+        async def on_partitions_assigned(self, assigned):
+            await state_topic.maybe_declare()
+            metrics.accounts_adopted.inc(await handover.on_assigned(tp.partition for tp in assigned))
     index = AttributeIndex()
     book = CampaignBook()
 
@@ -249,11 +275,12 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
         letters are acknowledged by the brokers: at least once, like the agent it replaces.
         """
         consumer = AIOKafkaConsumer(
-            settings.input_topic, bootstrap_servers=settings.bootstrap_servers, group_id=settings.detect_group,
+            bootstrap_servers=settings.bootstrap_servers, group_id=settings.detect_group,
             client_id=settings.detect_group, enable_auto_commit=False, auto_offset_reset=settings.auto_offset_reset,
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION, fetch_max_wait_ms=settings.fetch_max_wait_ms,
             max_poll_records=DETECT_BATCH, session_timeout_ms=int(settings.session_timeout_s * 1000),
             heartbeat_interval_ms=int(heartbeat_interval_s(settings) * 1000), **aiokafka_security(settings))
+        consumer.subscribe([settings.input_topic], listener=HandOverOnRebalance())
         await consumer.start()
         try:
             while True:
@@ -336,17 +363,22 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
     async def refresh_gauges():
         service.refresh_gauges()
 
-    def snapshot() -> None:
+    async def snapshot() -> None:
+        """The local snapshot (restarts on this disk) and the changed profiles (other workers)."""
         size = save_state(service.detector, settings.snapshot_path)
-        log.info("state snapshot: %d accounts, %d bytes", len(service.detector.profiles), size)
+        published = await handover.publish()
+        metrics.accounts_published.inc(published)
+        log.info("state snapshot: %d accounts, %d bytes; %d changed profiles published",
+                 len(service.detector.profiles), size, published)
 
     if settings.snapshot_interval_s:
         @app.timer(interval=settings.snapshot_interval_s)
         async def periodic_snapshot():
-            snapshot()
+            await snapshot()
 
     @app.on_before_shutdown.connect
     async def final_snapshot(app, **kwargs):
-        snapshot()
+        await snapshot()
+        await app.producer.flush()
 
     return app

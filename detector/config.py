@@ -123,6 +123,11 @@ class Settings:
         return f"{self.app_id}-detect"
 
     @property
+    def state_topic(self) -> str:
+        """Internal, compacted, keyed by account: profiles handed from worker to worker."""
+        return f"{self.app_id}-account-state"
+
+    @property
     def links_topic(self) -> str:
         """Internal, one partition: links from the attribute stage to the campaign stage."""
         return f"{self.app_id}-campaign-links"

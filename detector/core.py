@@ -120,6 +120,24 @@ class Detector:
             else:
                 self.campaign_of[membership.account_id] = membership.campaign_id
 
+    def adopt(self, account_id: str, profile: AccountProfile) -> bool:
+        """Take over an account's profile from another worker; whether it was newer than ours.
+
+        The account feeds this worker's population models at its next request, and its history
+        counts as this worker's warm-up: baselines that arrive with the account are established.
+        """
+        current = self.profiles.get(account_id)
+        if current is not None and current.last_seen >= profile.last_seen:
+            return False
+        if current is None and len(self.profiles) >= self.policy.max_accounts:
+            return False
+        profile.last_population_update = 0.0
+        self.profiles[account_id] = profile
+        self.stats.accounts_tracked = len(self.profiles)
+        if self.started is None or profile.first_seen < self.started:
+            self.started = profile.first_seen
+        return True
+
     def process_all(self, requests: Iterable) -> list[Alert]:
         """Process requests in order; the alerts of all of them."""
         alerts: list[Alert] = []

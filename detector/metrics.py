@@ -30,6 +30,8 @@ class DetectorMetrics:
     alerts: Counter
     accounts_tracked: Gauge
     accounts_evicted: Counter
+    accounts_published: Counter
+    accounts_adopted: Counter
     open_alerts: Gauge
     watermark: Gauge
     event_lag: Gauge
@@ -61,6 +63,10 @@ class DetectorMetrics:
             accounts_tracked=Gauge("accounts_tracked", "accounts with a profile in this worker",
                                    namespace=namespace, registry=registry),
             accounts_evicted=Counter("accounts_evicted", "profiles dropped: idle past their TTL or over the memory cap",
+                                     namespace=namespace, registry=registry),
+            accounts_published=Counter("accounts_published", "changed profiles sent to the account-state topic",
+                                       namespace=namespace, registry=registry),
+            accounts_adopted=Counter("accounts_adopted", "profiles taken over from other workers on a rebalance",
                                      namespace=namespace, registry=registry),
             open_alerts=Gauge("open_alerts", "account alerts currently firing in this worker",
                               namespace=namespace, registry=registry),

@@ -13,12 +13,13 @@
 # (one partition is read by one worker), and its records are keyed by account_id, so an
 # account's records meet in one worker. Choose it for the largest deployment you expect and do
 # not change it later: adding partitions moves accounts to other partitions, and the workers
-# forget those accounts' history (deploy/kubernetes/README.md). The other topics get the same
+# lose those accounts' history (deploy/kubernetes/README.md). The other topics get the same
 # count, which is also DETECTOR_PARTITIONS.
 #
 # The worker also creates topics of its own on first start, all prefixed with DETECTOR_APP_ID:
 # <app_id>-__assignor-__leader (Faust's), <app_id>-account-attributes and
-# <app_id>-campaign-links (the campaign stages). Its principal needs CREATE on topics with that
+# <app_id>-campaign-links (the campaign stages), and <app_id>-account-state (compacted, retention =
+# account TTL: profiles handed over on rebalances). Its principal needs CREATE on topics with that
 # prefix, or those topics must be created beforehand with the same settings.
 set -euo pipefail
 

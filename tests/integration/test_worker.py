@@ -155,3 +155,49 @@ def test_a_restarted_worker_resumes_with_its_account_baselines(broker, tmp_path,
     assert tracked_before == len({r["account_id"] for r in records})
     assert tracked_after == tracked_before
     assert accepted_after == 0  # nothing was re-read: the baselines came from the snapshot
+
+
+def test_accounts_move_with_their_partitions_to_a_worker_that_joins_and_then_takes_over(broker, tmp_path, traffic):
+    """A second worker on another disk gets the baselines of the partitions it is given, through Kafka."""
+    records, _ = traffic
+    topics = Topics("handover", 4)
+    accounts = {r["account_id"] for r in records}
+
+    async def scenario():
+        await topics.create(broker.bootstrap)
+        first = Worker(broker.bootstrap, topics, "handover-app", tmp_path, data_dir=tmp_path / "first-data")
+        second = None
+        try:
+            await produce(broker.bootstrap, topics.input, [(r["account_id"].encode(), orjson.dumps(r)) for r in records])
+            await wait_for_records([first], len(records))
+            second = Worker(broker.bootstrap, topics, "handover-app", tmp_path, data_dir=tmp_path / "second-data")
+            shared = await wait_for_gauge(second, "detector_accounts_adopted_total", lambda value: value > 0)
+        finally:
+            first.stop()
+        try:
+            taken_over = await wait_for_gauge(second, "detector_accounts_adopted_total",
+                                              lambda value: value >= len(accounts))
+            await asyncio.sleep(6)  # the gauges refresh every 5 s
+            return shared, taken_over, second.gauge("detector_accounts_tracked"), \
+                second.gauge("detector_records_accepted_total")
+        finally:
+            second.stop()
+
+    shared, taken_over, tracked, accepted = asyncio.run(scenario())
+    assert 0 < shared < len(accounts)  # joining, it got some of the four partitions
+    assert taken_over == len(accounts)  # after the first left, all of them: each account once
+    assert tracked == len(accounts)
+    assert accepted == 0  # no record was read again: the baselines came through the state topic
+
+
+async def wait_for_gauge(worker: Worker, name: str, done, timeout: float = 60.0) -> float:
+    """The metric's value once ``done(value)`` holds (its last value if the timeout passes first)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    value = None
+    while loop.time() < deadline:
+        value = worker.gauge(name)
+        if value is not None and done(value):
+            break
+        await asyncio.sleep(0.5)
+    return value

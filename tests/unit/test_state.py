@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import msgspec
+
 from detector.core import Detector
+from detector.handover import AccountHandover
+from detector.profile import AccountProfile
 from detector.policy import DetectionPolicy
 from detector.state import load, save
 from tests.unit.test_core import HOUR, T0, background, extractor, request
@@ -42,3 +48,35 @@ def test_idle_accounts_are_evicted_after_their_ttl():
     for n in range(40):
         detector.process(request("busy", T0 + n * 600.0, n))
     assert "quiet" not in detector.profiles and "busy" in detector.profiles
+
+
+def test_a_worker_that_takes_over_an_account_alerts_on_it_as_the_previous_owner_would():
+    """Profiles published by one worker and adopted by another carry the baselines: no new warm-up."""
+    traffic = sorted(background(hours=6) + list(extractor("script", T0 + 2 * HOUR, 1200)), key=lambda r: r.timestamp)
+    half = len(traffic) // 2
+    first = Detector()
+    changed: dict[str, int] = {}
+    for record in traffic[:half]:
+        first.process(record)
+        changed[record.account_id] = 3
+    published = []
+
+    async def send(topic, key, value, partition):
+        published.append((topic, key, value, partition))
+
+    handover = AccountHandover(first, "state", 2, send, reader=None, changed=changed)
+    assert asyncio.run(handover.publish([3])) == len(first.profiles)
+    assert not changed
+    assert {partition for _, _, _, partition in published} == {1}  # input partition 3 of a 2-partition topic
+
+    taking_over, fresh = Detector(), Detector()
+    decode = msgspec.msgpack.Decoder(AccountProfile).decode
+    assert all(taking_over.adopt(key.decode(), decode(value)) for _, key, value, _ in published)
+    script = next(decode(value) for _, key, value, _ in published if key == b"script")
+    assert not taking_over.adopt("script", script)  # no newer than the profile it holds
+
+    def firing(detector):
+        return {a.subject for a in detector.process_all(traffic[half:]) if a.status == "firing"}
+
+    assert "script" in firing(taking_over)
+    assert "script" not in firing(fresh)  # without the baselines: back in warm-up
