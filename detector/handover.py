@@ -8,7 +8,8 @@ MessagePack profile (~300 B), on the state partition of the account's input part
 
 Write amplification is bounded: at most one message per changed account per
 ``DETECTOR_SNAPSHOT_INTERVAL_S`` (however many records it sent), plus the changed accounts of
-revoked partitions at the moment they are revoked. Compaction keeps the newest profile of each
+revoked partitions at the moment they are revoked. Sending costs ~16 µs a profile here (aiokafka,
+100k profiles of 300 B to the embedded broker: 64k/s): 1.6 s of a minute for 100k changed accounts. Compaction keeps the newest profile of each
 account; the topic's retention equals the account TTL, so accounts idle longer disappear.
 
 A worker that is assigned an input partition it did not own reads that state partition from
@@ -17,6 +18,7 @@ the beginning and adopts every profile newer than the one it holds.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 Send = Callable[[str, bytes, bytes, int], Awaitable[object]]
 """(topic, key, value, partition) → an awaitable that enqueues the message."""
 
+YIELD_EVERY = 2000
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(AccountProfile).decode
 
@@ -75,6 +78,8 @@ class AccountHandover:
                 continue
             await self._send(self.topic, account_id.encode(), _encode(profile), self.state_partition(input_partition))
             sent += 1
+            if sent % YIELD_EVERY == 0:  # ~16 µs a profile: let the input stage and heartbeats run
+                await asyncio.sleep(0)
         self.published += sent
         return sent
 
