@@ -36,6 +36,9 @@ STRONG_KINDS = frozenset({"payment", "network"})
 """Attributes that unrelated operators rarely share (see :class:`CampaignBook`)."""
 CONTEXT_KINDS = frozenset({"user_agent"})
 """Attributes anyone can copy (an SDK's default user agent): listed in alerts, never used to join."""
+CLIENT_KINDS = frozenset({"tls"})
+"""Weak attributes that come with an operator's client build, unlike a template anyone can paste:
+one that only an alerting campaign's harvesters use is that campaign's (see :class:`CampaignBook`)."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,9 @@ class CampaignPolicy:
     min_campaign_accounts: int = 25
     """A component alerts from this many member accounts."""
     critical_campaign_accounts: int = 100
-    growth_to_resend: float = 0.25
-    """Re-send a campaign alert when membership grew by this fraction since the last one ..."""
-    refresh_hours: float = 1.0
-    """... or grew at all and this much event time has passed: the member list stays complete."""
     min_resend_minutes: float = 10.0
-    """Never re-sent sooner than this (event time): a burst of links is one update, not several."""
+    """A growing campaign's alert is re-sent at most this often (event time): its member list trails
+    the campaign by about this much, and a burst of links is one update, not several."""
     member_cap: int = 5000
     """Most account ids listed in one campaign alert; ``account_count`` gives the total."""
     attribute_ttl_hours: float = 48.0
@@ -68,6 +68,9 @@ class CampaignPolicy:
     """A campaign with no member activity this long is resolved."""
     attribute_member_cap: int = 20_000
     """Most accounts remembered per attribute: memory stays bounded for any attribute."""
+    exclusive_share: float = 0.9
+    """An attribute is *exclusive* to harvesters when this share of all accounts seen with it
+    harvest: a NAT, an SDK or a common template carry ordinary users too and never are."""
 
 
 class AttributeObservation(NamedTuple):
@@ -95,6 +98,8 @@ class Link(NamedTuple):
     harvest_like: int
     harvesting: bool = True
     """False: a linked account whose later traffic stopped looking like harvesting leaves."""
+    exclusive: bool = False
+    """The attribute is exclusive to harvesters (``CampaignPolicy.exclusive_share``) as of this link."""
 
 
 UNLINK_EVIDENCE = 3
@@ -205,12 +210,14 @@ class AttributeIndex:
                          and state.harvest_like >= policy.attribute_harvest_share * state.checked)
         if not state.linking:
             return []
+        exclusive = state.harvesting_accounts >= policy.exclusive_share * (len(state.members) + state.extra_members)
         candidates = [(account, state.members[account])] if was_linking else list(state.members.items())
         links = []
         for member, (requests, checked, harvest_like) in candidates:
             if member not in state.linked and self._harvests(checked, harvest_like):
                 state.linked.add(member)
-                links.append(Link(observation.attribute, member, observation.timestamp, requests, harvest_like))
+                links.append(Link(observation.attribute, member, observation.timestamp, requests, harvest_like,
+                                  exclusive=exclusive))
         if (previous is not None and account in state.linked and observation.checked >= UNLINK_EVIDENCE
                 and not self._harvests(observation.checked, observation.harvest_like)):
             state.linked.discard(account)
@@ -240,6 +247,8 @@ class Campaign:
     """attribute → members linked through it."""
     exchanges: dict[str, int] = field(default_factory=dict)
     """account → requests reported."""
+    joined_on_exclusive: dict[str, str] = field(default_factory=dict)
+    """account → the exclusive weak attribute it joined through, for members with no other tie."""
     alerted_size: int = 0
     alerted_at: float = 0.0
     sequence: int = 0
@@ -262,6 +271,11 @@ class CampaignBook:
     shared by unrelated operators who copy the same public prompt or client, so they bring in
     an account without strong links only when it shares weak attributes of two kinds with one
     campaign, and merge two campaigns only when weak attributes of two kinds bridge them.
+    One client attribute (a TLS fingerprint) suffices when an alerting campaign *owns* it
+    (:meth:`_owner`): nobody but harvesters uses it, no other campaign shares it and several
+    members do, as with an operator's custom client. A harvesting account that shows up with it
+    is that operator's, though it shares nothing else yet; the alert lists such members apart.
+    Templates are never owned: an eval suite or a second operator pastes the same public prompt.
     *Context* attributes (user agents) are only listed.
     """
 
@@ -277,6 +291,10 @@ class CampaignBook:
         self._pending: dict[str, dict[str, set[str]]] = {}
         """account without a campaign → campaign → kinds of weak attribute it shares with it."""
         self._bridges: dict[frozenset, set[str]] = {}
+        self._exclusive: set[str] = set()
+        """Client attributes exclusive to harvesters, as their latest link said."""
+        self._waiting: dict[str, set[str]] = {}
+        """client attribute → accounts that linked through it while in no campaign."""
 
     def _current(self, campaign_id: str | None) -> str | None:
         while campaign_id is not None and campaign_id in self._merged_into:
@@ -324,11 +342,22 @@ class CampaignBook:
         members = self._weak_members.setdefault(link.attribute, set())
         if len(members) < self.policy.attribute_member_cap:
             members.add(link.account_id)
+        kind = kind_of(link.attribute)
+        if kind in CLIENT_KINDS:
+            if link.exclusive:
+                self._exclusive.add(link.attribute)
+            else:
+                self._exclusive.discard(link.attribute)
         touched = {self._current(c) for c in self._weak_campaigns.get(link.attribute, ())}
         own = self.campaign_of.get(link.account_id)
-        kind = kind_of(link.attribute)
         if own is None:
-            return self._consider(link.account_id, touched, kind, link, memberships)
+            joined = self._consider(link.account_id, touched, kind, link, memberships)
+            if joined is None and kind in CLIENT_KINDS:
+                waiting = self._waiting.setdefault(link.attribute, set())
+                if len(waiting) < self.policy.attribute_member_cap:
+                    waiting.add(link.account_id)
+                joined = self._claim(link, memberships)
+            return joined
         for other in touched - {own}:
             kinds = self._bridges.setdefault(frozenset((own, other)), set())
             kinds.add(kind)
@@ -341,7 +370,37 @@ class CampaignBook:
             for waiting in members:
                 if waiting not in self.campaign_of:
                     self._consider(waiting, {own}, kind, link._replace(account_id=waiting, requests=0), memberships)
+        self._claim(link, memberships)
         return campaign
+
+    def _owner(self, attribute: str) -> Campaign | None:
+        """The alerting campaign that owns a client attribute: every campaign it links is this one,
+        at least ``min_attribute_accounts`` members share it, and nearly all accounts seen with it
+        harvest. A common client carries ordinary users; one used by two operators links two campaigns."""
+        if attribute not in self._exclusive:
+            return None
+        touched = {self._current(c) for c in self._weak_campaigns.get(attribute, ())} & self.campaigns.keys()
+        if len(touched) != 1:
+            return None
+        campaign = self.campaigns[touched.pop()]
+        if campaign.open and campaign.attributes.get(attribute, 0) >= self.policy.min_attribute_accounts:
+            return campaign
+        return None
+
+    def _claim(self, link: Link, memberships: list[Membership]) -> Campaign | None:
+        """Harvesting accounts waiting on the link's client attribute join the campaign that owns it."""
+        attribute = link.attribute
+        waiting = self._waiting.get(attribute)
+        owner = self._owner(attribute) if waiting else None
+        if owner is None:
+            return None
+        for account in self._waiting.pop(attribute):
+            if account not in self.campaign_of:
+                self._weakly_joined.add(account)
+                owner.joined_on_exclusive[account] = attribute
+                requests = link.requests if account == link.account_id else 0
+                self._add(owner, link._replace(account_id=account, requests=requests), memberships)
+        return owner
 
     def _consider(self, account: str, touched: set[str], kind: str, link: Link,
                   memberships: list[Membership]) -> Campaign | None:
@@ -367,6 +426,7 @@ class CampaignBook:
         if campaign is not None and account in campaign.members:
             del campaign.members[account]
             campaign.exchanges.pop(account, None)
+            campaign.joined_on_exclusive.pop(account, None)
             if campaign.open:
                 memberships.append(Membership(account, None, now))
 
@@ -379,17 +439,20 @@ class CampaignBook:
             if old is not None:
                 old.members.pop(link.account_id, None)
                 old.exchanges.pop(link.account_id, None)
+                old.joined_on_exclusive.pop(link.account_id, None)
                 if old.open and not campaign.open:
                     memberships.append(Membership(link.account_id, None, link.timestamp))
-            if kind_of(link.attribute) in STRONG_KINDS:
-                self._weakly_joined.discard(link.account_id)
             self._pending.pop(link.account_id, None)
             campaign.members[link.account_id] = link.timestamp
             self.campaign_of[link.account_id] = campaign.campaign_id
             if campaign.open:
                 memberships.append(Membership(link.account_id, campaign.campaign_id, link.timestamp))
-        elif kind_of(link.attribute) in STRONG_KINDS:
+        kind = kind_of(link.attribute)
+        if kind in STRONG_KINDS:
             self._weakly_joined.discard(link.account_id)
+        exclusive = campaign.joined_on_exclusive.get(link.account_id)
+        if exclusive is not None and kind != kind_of(exclusive):  # now tied by more than one attribute
+            del campaign.joined_on_exclusive[link.account_id]
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
 
     def _merge(self, first_id: str, second_id: str, memberships: list[Membership], alerts: list[Alert],
@@ -409,6 +472,7 @@ class CampaignBook:
                 self.campaign_of[attribute] = survivor.campaign_id
         for account, requests in absorbed.exchanges.items():
             survivor.exchanges[account] = max(survivor.exchanges.get(account, 0), requests)
+        survivor.joined_on_exclusive.update(absorbed.joined_on_exclusive)
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
         survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
         del self.campaigns[absorbed.campaign_id]
@@ -425,21 +489,21 @@ class CampaignBook:
         return survivor
 
     def _review(self, campaign: Campaign, now: float, memberships: list[Membership]) -> list[Alert]:
-        """Alert when the campaign reaches its size, or grew materially. Membership is published
+        """Alert when the campaign reaches its size, then again as it grows. Membership is published
         only for alerting campaigns: automation acts on what on-call was paged for."""
         size = len(campaign.members)
         if size < self.policy.min_campaign_accounts:
             return []
         if campaign.open:
-            since = now - campaign.alerted_at
-            grown = size >= campaign.alerted_size * (1.0 + self.policy.growth_to_resend)
-            refreshed = size > campaign.alerted_size and since >= self.policy.refresh_hours * 3600
-            if not (grown or refreshed) or since < self.policy.min_resend_minutes * 60:
+            if size <= campaign.alerted_size or now - campaign.alerted_at < self.policy.min_resend_minutes * 60:
                 return []
-        if not campaign.open:
+        else:
             memberships.extend(Membership(account, campaign.campaign_id, since)
                                for account, since in campaign.members.items())
-        campaign.open = True
+            campaign.open = True
+            for attribute in [a for a in campaign.attributes if kind_of(a) in CLIENT_KINDS]:
+                self._claim(Link(attribute, "", now, 0, 0), memberships)  # owned only now that it alerts
+            size = len(campaign.members)
         campaign.alerted_size = size
         campaign.alerted_at = now
         campaign.sequence += 1
@@ -462,6 +526,8 @@ class CampaignBook:
                 self.campaign_of.pop(attribute, None)
                 self._weak_members.pop(attribute, None)
                 self._weak_campaigns.pop(attribute, None)
+                self._waiting.pop(attribute, None)
+                self._exclusive.discard(attribute)
             self._weakly_joined.difference_update(campaign.members)
             del self.campaigns[campaign.campaign_id]
             self._merged_into = {k: v for k, v in self._merged_into.items() if v != campaign.campaign_id}
@@ -475,11 +541,16 @@ class CampaignBook:
         exchanges = sum(campaign.exchanges.values())
         severity = "critical" if size >= self.policy.critical_campaign_accounts else "warning"
         risk = min(100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(size))
+        joined_on_exclusive = _joined_on_exclusive(campaign, self.policy.member_cap)
         if summary is None:
             basis = (f"they share {', '.join(kinds)}" if len(kinds) > 1
                      else f"they share one {kinds[0] if kinds else 'attribute'} and each harvests on its own")
             summary = (f"Campaign {campaign.campaign_id}: {size:,} accounts harvesting model outputs together "
                        f"({exchanges:,} exchanges); {basis}.")
+            if joined_on_exclusive:
+                summary += (f" {len(campaign.joined_on_exclusive):,} of them share only one "
+                            f"{' or '.join(sorted({item['attribute'] for item in joined_on_exclusive}))} that no one "
+                            f"but this campaign's harvesting accounts uses, and harvest on their own.")
         members = sorted(campaign.members, key=lambda account: (campaign.members[account], account))
         evidence = tuple(Evidence(f"shared_{item['attribute']}", float(item["member_count"]), None, 1.0,
                                   round(100.0 * item["member_count"] / size, 1),
@@ -503,6 +574,7 @@ class CampaignBook:
             type=CAMPAIGN_ALERT_TYPE,
             extra={"account_count": size, "exchange_count": exchanges, "shared_attributes": shared,
                    "basis": "several_attributes" if len(kinds) > 1 else "attribute_and_behaviour",
+                   "joined_on_exclusive_attribute": joined_on_exclusive,
                    "since": rfc3339(campaign.first_seen)},
         )
 
@@ -512,6 +584,15 @@ def _shared_attributes(campaign: Campaign) -> list[dict]:
     items = sorted(campaign.attributes.items(), key=lambda item: (-item[1], item[0]))
     return [{"attribute": kind_of(key), "value_hash": key.partition(":")[2], "member_count": count}
             for key, count in items if count > 1][:20]
+
+
+def _joined_on_exclusive(campaign: Campaign, cap: int) -> list[dict]:
+    """Members tied to the campaign by one owned attribute and their own harvesting, by attribute."""
+    by_attribute: dict[str, list[str]] = {}
+    for account, attribute in campaign.joined_on_exclusive.items():
+        by_attribute.setdefault(attribute, []).append(account)
+    return [{"attribute": kind_of(key), "value_hash": key.partition(":")[2], "account_ids": sorted(accounts)[:cap]}
+            for key, accounts in sorted(by_attribute.items(), key=lambda item: (-len(item[1]), item[0]))]
 
 
 def _campaign_id(attribute: str) -> str:

@@ -4,7 +4,8 @@ A fresh :class:`~detector.core.Detector` runs over the records exactly as ``dete
 would, and every alert is checked against the labels ``detector simulate`` writes. The figures
 are the ones a team decides on: how many attacker accounts and campaigns are caught, how many
 benign accounts page someone, how fast (event-time hours after the campaign began, and requests
-the account got answered first), and how many alerts on-call sees per campaign.
+the account got answered first), how many alerts on-call sees per campaign, and how completely
+its campaign alerts list the members that have shown up, 6 hours in and at the end.
 
 An account is *flagged* by the first firing alert of severity warning or critical that names it,
 whether an account alert or a campaign alert. Accounts that are labeled but never send a record
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import orjson
 
-from detector.alerting import ACCOUNT_ALERT_TYPE
+from detector.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE
 from detector.core import Detector
 from detector.errors import DetectorError
 from detector.policy import DetectionPolicy
@@ -40,6 +41,8 @@ PAGING_SEVERITIES = frozenset({"warning", "critical"})
 """Severities that reach a person; an ``info`` alert flags nobody."""
 FLAGGED_IDS_LISTED = 50
 """Benign accounts named in the report: enough to investigate, short enough to read."""
+COVERAGE_HOURS = 6.0
+"""Hours after a campaign's start by which its alert should list nearly every member that has shown up."""
 SCORE_THRESHOLDS = tuple(range(101))
 """Risk thresholds of the recall-against-false-positive sweep."""
 PLOTS = ("score_distribution.png", "time_to_detect_cdf.png", "recall_vs_false_positive_rate.png")
@@ -63,6 +66,8 @@ class AccountOutcome:
     max_risk: float = 0.0
     dedup_keys: set[str] = field(default_factory=set)
     """Distinct paging alerts (by dedup key) that named the account."""
+    campaign_listings: dict[str, float] = field(default_factory=dict)
+    """Campaign alert (by dedup key) → event time it first listed the account as a member."""
 
     @property
     def seen(self) -> bool:
@@ -120,6 +125,10 @@ class EvaluationReport:
             f"p90 {_number(f['requests_at_detection']['p90'], ',.0f')}",
             "alerts per campaign       " + "; ".join(f"{family} {', '.join(counts)}"
                                                      for family, counts in per_family.items()),
+            f"campaign alert coverage   members listed by campaign alerts / members active, "
+            f"{COVERAGE_HOURS:g} h after the start; at the end",
+            *(f"  {c['family'] + ':':<23} {_listed(c['coverage_6h'])}; {_listed(c['coverage_final'])}"
+              for c in camps["by_campaign"].values() if c["accounts"] > 1),  # one account: account alerts
             f"alert events              {f['alerts']['events']:,} ({f['alerts']['firing']:,} firing, "
             f"{f['alerts']['resolved']:,} resolved)",
         ]
@@ -184,6 +193,8 @@ def evaluate(requests: Iterable[Request | Rejection], labels: dict, policy: Dete
                     named_outcome.max_risk = alert.risk_score
                 if paging:
                     named_outcome.dedup_keys.add(alert.dedup_key)
+                    if alert.type == CAMPAIGN_ALERT_TYPE:
+                        named_outcome.campaign_listings.setdefault(alert.dedup_key, alert.time)
                     if named_outcome.flagged_at is None:
                         named_outcome.flagged_at = alert.time
                         named_outcome.requests_at_flag = named_outcome.requests
@@ -261,6 +272,8 @@ def _figures(outcomes: dict[str, AccountOutcome], campaigns: dict[str, dict], re
             "detected": bool(flagged),
             "time_to_detect_hours": _round(_hours(min(flagged) - truth["start"])) if flagged else None,
             "alerts": len(set().union(*(o.dedup_keys for o in members))),
+            "coverage_6h": _coverage(members, truth["start"] + COVERAGE_HOURS * 3600.0),
+            "coverage_final": _coverage(members, math.inf),
         }
     seen_campaigns = [c for c in by_campaign.values() if c["accounts"]]
     campaign_ttd = [c["time_to_detect_hours"] for c in seen_campaigns if c["detected"]]
@@ -339,6 +352,16 @@ def _by_family(accounts: dict[str, AccountOutcome], campaigns: dict[str, dict]) 
     return rows
 
 
+def _coverage(members: list[AccountOutcome], by: float) -> dict:
+    """How completely campaign alerts list a campaign by event time ``by``: of the members that had
+    sent a request by then, how many some campaign alert fired by then listed, and in how many alerts."""
+    active = [o for o in members if o.first_seen is not None and o.first_seen <= by]
+    listings = [{key for key, t in o.campaign_listings.items() if t <= by} for o in active]
+    listed = sum(bool(keys) for keys in listings)
+    return {"active": len(active), "listed": listed, "rate": _rate(listed, len(active)),
+            "campaign_alerts": len(set().union(*listings))}
+
+
 def _flagged_by(accounts: dict[str, AccountOutcome]) -> dict:
     """How many were flagged first by an account alert, how many by a campaign alert."""
     kinds = Counter(o.flagged_by for o in accounts.values() if o.flagged_by)
@@ -397,6 +420,11 @@ def _round(value: float | None) -> float | None:
 
 def _percent(rate: float | None, digits: int = 1) -> str:
     return "-" if rate is None else f"{rate:.{digits}%}"
+
+
+def _listed(coverage: dict) -> str:
+    return (f"{_percent(coverage['rate'])} ({coverage['listed']:,} / {coverage['active']:,}, "
+            f"{coverage['campaign_alerts']} alert{'s' if coverage['campaign_alerts'] != 1 else ''})")
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -48,7 +48,7 @@ def test_growth_re_sends_under_the_same_dedup_key():
     for n in range(40):
         alerts += report(linker, f"a{n}", ["payment:p1"], T0 + n * 60)[0]
     sent = firing(alerts)
-    assert [len(a.account_ids) for a in sent] == [25, 35]  # grown by a quarter, and ten minutes later
+    assert [len(a.account_ids) for a in sent] == [25, 35]  # grown, and ten minutes later
     assert len({a.dedup_key for a in sent}) == 1 and [a.sequence for a in sent] == list(range(1, len(sent) + 1))
 
 
@@ -119,3 +119,64 @@ def test_stale_attributes_expire_and_idle_campaigns_resolve():
     assert "payment:p1" not in index.attributes
     assert [a.status for a in alerts] == ["resolved"] and not linker.book.campaigns
     assert {m.campaign_id for m in memberships} == {None} and len(memberships) == 30
+
+
+def alerting_campaign(linker: CampaignLinker, client: str = "tls:custom-client") -> list:
+    """30 harvesting accounts tied by one payment instrument, all on one client: an alerting campaign."""
+    alerts = []
+    for n in range(30):
+        alerts += report(linker, f"a{n}", ["payment:p1", client], T0 + n)[0]
+    assert firing(alerts)
+    return alerts
+
+
+def test_a_harvesting_account_on_a_client_only_an_alerting_campaign_uses_joins_it_and_the_alert_says_why():
+    linker = CampaignLinker()
+    campaign = firing(alerting_campaign(linker))[0].campaign_id
+    alerts, memberships = report(linker, "lone", ["payment:own", "tls:custom-client"], T0 + 3600)
+    assert linker.book.campaign_of["lone"] == campaign
+    assert [(m.account_id, m.campaign_id) for m in memberships] == [("lone", campaign)]
+    sent = firing(alerts)[-1]
+    assert "lone" in sent.account_ids
+    assert sent.extra["joined_on_exclusive_attribute"] == [
+        {"attribute": "tls", "value_hash": "custom-client", "account_ids": ["lone"]}]
+    assert "1 of them share only one tls that no one but this campaign's harvesting accounts uses" in sent.summary
+
+
+def test_an_ordinary_account_on_the_campaigns_client_is_not_joined():
+    linker = CampaignLinker()
+    alerting_campaign(linker)
+    report(linker, "user", ["payment:own", "tls:custom-client"], T0 + 3600, checked=4, harvest_like=0)
+    assert "user" not in linker.book.campaign_of
+
+
+def test_a_client_that_ordinary_accounts_also_use_joins_no_harvesting_account_on_its_own():
+    linker = CampaignLinker()
+    for n in range(10):
+        report(linker, f"user{n}", ["tls:browser"], T0 + n, checked=4, harvest_like=0)
+    alerting_campaign(linker, client="tls:browser")
+    report(linker, "lone", ["payment:own", "tls:browser"], T0 + 3600)
+    assert "lone" not in linker.book.campaign_of
+
+
+def test_a_template_only_the_campaign_uses_joins_no_account_on_its_own():
+    """An eval suite pastes the same public extraction prompt: a template is never owned."""
+    linker = CampaignLinker()
+    alerting_campaign(linker, client="template:think-step-by-step")
+    report(linker, "eval", ["payment:own", "template:think-step-by-step"], T0 + 3600)
+    assert "eval" not in linker.book.campaign_of
+
+
+def test_accounts_on_the_client_before_the_campaign_alerts_join_when_it_does():
+    linker = CampaignLinker()
+    for n in range(10):
+        report(linker, f"a{n}", ["payment:p1", "tls:custom-client"], T0 + n)
+    for n in range(3):
+        report(linker, f"lone{n}", [f"payment:own{n}", "tls:custom-client"], T0 + 20 + n)
+    assert not any(f"lone{n}" in linker.book.campaign_of for n in range(3))
+    alerts = []
+    for n in range(10, 25):
+        alerts += report(linker, f"a{n}", ["payment:p1", "tls:custom-client"], T0 + 30 + n)[0]
+    sent = firing(alerts)
+    assert len(sent) == 1 and {"lone0", "lone1", "lone2"} <= set(sent[0].account_ids)
+    assert sent[0].extra["account_count"] == 28

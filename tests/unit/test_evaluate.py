@@ -139,7 +139,27 @@ def test_campaign_recall_and_alerts_per_campaign():
     assert by_campaign["C1"]["alerts"] == 2
     assert by_campaign["C2"]["alerts"] == 1
     assert by_campaign["C3"] == {"family": "evasive", "accounts": 1, "accounts_labeled": 1, "flagged": 0,
-                                 "detected": False, "time_to_detect_hours": None, "alerts": 0}
+                                 "detected": False, "time_to_detect_hours": None, "alerts": 0,
+                                 "coverage_6h": {"active": 1, "listed": 0, "rate": 0.0, "campaign_alerts": 0},
+                                 "coverage_final": {"active": 1, "listed": 0, "rate": 0.0, "campaign_alerts": 0}}
+
+
+def test_coverage_is_the_share_of_members_active_by_six_hours_that_a_campaign_alert_listed_by_then():
+    members = ("x1", "x2", "x3", "x4")
+    truth = {"accounts": {a: {"family": "evasive", "label": "attack", "campaign_id": "C"} for a in members},
+             "campaigns": {"C": {"family": "evasive", "start": T0, "accounts": 4}}}
+    traffic = [request("x1", T0), request("x2", T0 + 1 * HOUR), request("x3", T0 + 2 * HOUR),
+               request("x4", T0 + 7 * HOUR)]
+    script = {
+        f"x3@{T0 + 2 * HOUR}": [alert(["x1", "x2"], T0 + 2 * HOUR, "critical", campaign="cmp_1"),
+                               alert(["x3"], T0 + 2 * HOUR, "critical")],  # an account alert lists no member
+        f"x4@{T0 + 7 * HOUR}": [alert(["x1", "x2", "x3", "x4"], T0 + 7 * HOUR, "critical", campaign="cmp_1")],
+    }
+    campaign = evaluate(traffic, truth, detector=ScriptedDetector(script)).figures["campaigns"]["by_campaign"]["C"]
+    # x4 had not shown up 6 h in; x3 had, but no campaign alert listed it until 7 h
+    assert campaign["coverage_6h"] == {"active": 3, "listed": 2, "rate": pytest.approx(2 / 3, abs=1e-6),
+                                       "campaign_alerts": 1}
+    assert campaign["coverage_final"] == {"active": 4, "listed": 4, "rate": 1.0, "campaign_alerts": 1}
 
 
 def test_rejected_lines_are_counted_and_not_processed():
@@ -178,6 +198,7 @@ def test_text_shows_each_family_and_the_headline_figures():
     assert "benign false-positive rate 25.00% (1 / 4;" in text
     assert "alerts per campaign       low_and_slow 2; blatant_extractor 1; evasive 0" in text
     assert "2 labeled but absent from the records" in text
+    assert "  low_and_slow:           66.7% (2 / 3, 1 alert); 66.7% (2 / 3, 1 alert)" in text
 
 
 def test_the_real_detector_on_simulated_traffic_end_to_end(tmp_path):
