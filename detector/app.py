@@ -32,7 +32,7 @@ from faust.transport.drivers import TRANSPORTS
 from prometheus_client import CollectorRegistry
 
 from detector.alerting import Alert
-from detector.campaigns import AttributeIndex, AttributeObservation, CampaignBook, Link, Membership
+from detector.campaigns import AttributeIndex, AttributeObservation, CampaignBook, Link, Membership, Sweeps
 from detector.config import Settings
 from detector.core import Detector
 from detector.handover import AccountHandover
@@ -320,28 +320,42 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
     async def flush_observations():
         await send_observations()
 
+    link_sweeps, merge_sweeps = Sweeps(), Sweeps()
+
     @app.agent(attributes_topic, name="link")
     async def link(stream):
+        """Links to the merge stage, with the event time they reached: the merge stage sees no
+        records, and resolves idle campaigns by this clock (sent on each sweep even without links)."""
         async for value in stream:
             links = []
+            newest = float("-inf")
             for fields in orjson.loads(value):
                 observation = AttributeObservation(*fields)
                 links.extend(index.observe(observation))
-            index.expire(observation.timestamp)
-            if links:
-                await links_topic.send(value=orjson.dumps([list(link) for link in links]), partition=0)
+                newest = max(newest, observation.timestamp)
+            swept = link_sweeps.due(newest)
+            if swept:
+                index.expire(newest)
+            if links or swept:
+                await links_topic.send(value=orjson.dumps({"links": [list(link) for link in links], "watermark": newest}),
+                                       partition=0)
 
     @app.agent(links_topic, name="merge")
     async def merge(stream):
         async for value in stream:
-            for fields in orjson.loads(value):
-                alerts, memberships = book.observe(Link(*fields))
-                for key, event in service.encode_alerts(alerts):
-                    await alerts_topic.send(key=key, value=event)
-                for membership in memberships:
-                    await membership_topic.send(key=membership.account_id.encode(),
-                                                value=orjson.dumps({"campaign_id": membership.campaign_id,
-                                                                    "since": membership.since}))
+            message = orjson.loads(value)
+            for fields in message["links"]:
+                await publish_campaign_changes(*book.observe(Link(*fields)))
+            if merge_sweeps.due(message["watermark"]):
+                await publish_campaign_changes(*book.expire_idle(message["watermark"]))
+
+    async def publish_campaign_changes(alerts, memberships):
+        for key, event in service.encode_alerts(alerts):
+            await alerts_topic.send(key=key, value=event)
+        for membership in memberships:
+            await membership_topic.send(key=membership.account_id.encode(),
+                                        value=orjson.dumps({"campaign_id": membership.campaign_id,
+                                                            "since": membership.since}))
 
     @app.task
     async def follow_memberships():

@@ -208,16 +208,17 @@ class AttributeIndex:
         state.linking = (state.harvesting_accounts >= policy.min_attribute_accounts
                          and state.harvesting_accounts >= policy.attribute_harvest_share * len(state.members)
                          and state.harvest_like >= policy.attribute_harvest_share * state.checked)
-        if not state.linking:
-            return []
-        exclusive = state.harvesting_accounts >= policy.exclusive_share * (len(state.members) + state.extra_members)
-        candidates = [(account, state.members[account])] if was_linking else list(state.members.items())
         links = []
-        for member, (requests, checked, harvest_like) in candidates:
-            if member not in state.linked and self._harvests(checked, harvest_like):
-                state.linked.add(member)
-                links.append(Link(observation.attribute, member, observation.timestamp, requests, harvest_like,
-                                  exclusive=exclusive))
+        if state.linking:
+            exclusive = (state.harvesting_accounts
+                         >= policy.exclusive_share * (len(state.members) + state.extra_members))
+            candidates = [(account, state.members[account])] if was_linking else list(state.members.items())
+            for member, (requests, checked, harvest_like) in candidates:
+                if member not in state.linked and self._harvests(checked, harvest_like):
+                    state.linked.add(member)
+                    links.append(Link(observation.attribute, member, observation.timestamp, requests, harvest_like,
+                                      exclusive=exclusive))
+        # checked even when the attribute no longer links: an account linked early leaves once it stops harvesting
         if (previous is not None and account in state.linked and observation.checked >= UNLINK_EVIDENCE
                 and not self._harvests(observation.checked, observation.harvest_like)):
             state.linked.discard(account)
@@ -598,6 +599,23 @@ def _joined_on_exclusive(campaign: Campaign, cap: int) -> list[dict]:
 def _campaign_id(attribute: str) -> str:
     """A campaign's id: derived from the attribute that first linked it, then kept for good."""
     return "cmp_" + hashlib.sha1(attribute.encode()).hexdigest()[:12]
+
+
+class Sweeps:
+    """Event-time boundaries (every ``period`` seconds of the newest timestamp) at which idle
+    attributes and campaigns are swept: scanning them on every message would cost O(state)."""
+
+    def __init__(self, period: float = 300.0):
+        self.period = period
+        self._next = float("-inf")
+
+    def due(self, now: float) -> bool:
+        """Whether ``now`` crossed a boundary since the last call (never on the first)."""
+        if now < self._next:
+            return False
+        first = self._next == float("-inf")
+        self._next = (now // self.period + 1) * self.period
+        return not first
 
 
 class CampaignLinker:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from detector.alerting import CAMPAIGN_ALERT_TYPE
-from detector.campaigns import AttributeIndex, AttributeObservation, CampaignLinker, CampaignPolicy
+from detector.campaigns import AttributeIndex, AttributeObservation, CampaignLinker, CampaignPolicy, Sweeps
 
 T0 = 1_772_409_600.0
 
@@ -106,6 +106,24 @@ def test_an_account_that_stops_harvesting_leaves_its_campaign():
     _, memberships = report(linker, "a3", ["network:proxy"], T0 + 100, checked=6, harvest_like=1)
     assert "a3" not in linker.book.campaign_of
     assert [(m.account_id, m.campaign_id) for m in memberships] == [("a3", None)]
+
+
+def test_an_account_leaves_when_it_stops_harvesting_even_after_its_attribute_stopped_linking():
+    linker = CampaignLinker()
+    for n in range(30):
+        report(linker, f"a{n}", ["network:proxy"], T0 + n)
+    for n in range(60):  # ordinary users arrive on the proxy: it no longer links anyone new
+        report(linker, f"user{n}", ["network:proxy"], T0 + 50 + n, checked=6, harvest_like=0)
+    assert not linker.index.attributes["network:proxy"].linking
+    _, memberships = report(linker, "a3", ["network:proxy"], T0 + 200, checked=6, harvest_like=1)
+    assert "a3" not in linker.book.campaign_of
+    assert [(m.account_id, m.campaign_id) for m in memberships] == [("a3", None)]
+
+
+def test_sweeps_fall_on_event_time_boundaries_not_on_every_message():
+    sweeps = Sweeps(period=300.0)
+    assert [sweeps.due(t) for t in (T0 + 10, T0 + 20, T0 + 400, T0 + 450, T0 + 1000)] == \
+        [False, False, True, False, True]
 
 
 def test_stale_attributes_expire_and_idle_campaigns_resolve():
