@@ -295,6 +295,8 @@ class CampaignBook:
         self._exclusive: set[str] = set()
         """Client attributes exclusive to harvesters, as their latest link said."""
         self._waiting: dict[str, set[str]] = {}
+        self._weak_seen: dict[str, float] = {}
+        """weak attribute → its latest link: what :meth:`expire_idle` forgets after ``attribute_ttl_hours``."""
         """client attribute → accounts that linked through it while in no campaign."""
 
     def _current(self, campaign_id: str | None) -> str | None:
@@ -340,6 +342,7 @@ class CampaignBook:
         return campaign
 
     def _join_weak(self, link: Link, memberships: list[Membership], alerts: list[Alert]) -> Campaign | None:
+        self._weak_seen[link.attribute] = max(link.timestamp, self._weak_seen.get(link.attribute, link.timestamp))
         members = self._weak_members.setdefault(link.attribute, set())
         if len(members) < self.policy.attribute_member_cap:
             members.add(link.account_id)
@@ -525,15 +528,26 @@ class CampaignBook:
                     memberships.append(Membership(account, None, now))
             for attribute in campaign.attributes:
                 self.campaign_of.pop(attribute, None)
-                self._weak_members.pop(attribute, None)
-                self._weak_campaigns.pop(attribute, None)
-                self._waiting.pop(attribute, None)
-                self._exclusive.discard(attribute)
+                self._forget_weak(attribute)
             self._weakly_joined.difference_update(campaign.members)
             del self.campaigns[campaign.campaign_id]
             self._merged_into = {k: v for k, v in self._merged_into.items() if v != campaign.campaign_id}
             self._bridges = {pair: kinds for pair, kinds in self._bridges.items() if campaign.campaign_id not in pair}
+        # Weak attributes no campaign ever took, and accounts waiting on campaigns that are gone:
+        # without this they would accumulate for as long as the merge stage runs.
+        attribute_cutoff = now - self.policy.attribute_ttl_hours * 3600.0
+        for attribute in [a for a, seen in self._weak_seen.items() if seen < attribute_cutoff]:
+            self._forget_weak(attribute)
+        self._pending = {account: live for account, campaigns in self._pending.items()
+                         if (live := {c: kinds for c, kinds in campaigns.items() if self._current(c) in self.campaigns})}
         return alerts, memberships
+
+    def _forget_weak(self, attribute: str) -> None:
+        self._weak_seen.pop(attribute, None)
+        self._weak_members.pop(attribute, None)
+        self._weak_campaigns.pop(attribute, None)
+        self._waiting.pop(attribute, None)
+        self._exclusive.discard(attribute)
 
     def _alert(self, campaign: Campaign, status: str, now: float, summary: str | None = None) -> Alert:
         size = len(campaign.members)

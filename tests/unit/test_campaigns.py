@@ -120,6 +120,16 @@ def test_an_account_leaves_when_it_stops_harvesting_even_after_its_attribute_sto
     assert [(m.account_id, m.campaign_id) for m in memberships] == [("a3", None)]
 
 
+def test_weak_attributes_no_campaign_took_are_forgotten_after_their_ttl():
+    linker = CampaignLinker(CampaignPolicy(attribute_ttl_hours=1.0))
+    for n in range(30):  # a template that links harvesters, but no second kind ever joins them
+        report(linker, f"a{n}", ["template:t1"], T0 + n)
+    book = linker.book
+    assert "template:t1" in book._weak_members and not book.campaigns
+    linker.expire(T0 + 2 * 3600)
+    assert "template:t1" not in book._weak_members and "template:t1" not in book._weak_seen
+
+
 def test_sweeps_fall_on_event_time_boundaries_not_on_every_message():
     sweeps = Sweeps(period=300.0)
     assert [sweeps.due(t) for t in (T0 + 10, T0 + 20, T0 + 400, T0 + 450, T0 + 1000)] == \
