@@ -181,7 +181,7 @@ class AlertBook:
         account still pages on its own: it is blatant whatever else it belongs to."""
         if campaign_id is None or assessment.severity != "warning":
             return assessment
-        return Assessment(assessment.risk, "info", assessment._parts, assessment._population)
+        return assessment.with_severity("info")
 
     def expire_idle(self, now: float) -> list[Alert]:
         """Resolve the alerts of accounts silent for ``idle_resolve_hours`` of event time."""
@@ -190,7 +190,7 @@ class AlertBook:
         resolved = []
         for account_id in idle:
             current = self.open.pop(account_id)
-            quiet = Assessment(0.0, "info", [])
+            quiet = Assessment(0.0, "info")
             resolved.append(self._alert(account_id, "resolved", quiet, current, now, current.event_count,
                                         reason=f"silent for {self.policy.idle_resolve_hours:g} h"))
         return resolved

@@ -15,10 +15,10 @@ from detector.campaigns import (AttributeObservation, CampaignLinker, CampaignPo
                                 summary_due)
 from detector.features.activity import observe_activity
 from detector.features.conversation import observe_turn
-from detector.features.population import ModelCatalog, SeenPrompts, observe_model
+from detector.features.population import ModelCatalog, SeenPrompts
 from detector.features.prompting import observe_prompt
 from detector.features.prompts import analyse_prompt
-from detector.features.shares import blend
+from detector.features.shares import fading_rate
 from detector.features.tokens import observe_tokens
 from detector.policy import DetectionPolicy
 from detector.profile import AccountProfile
@@ -71,9 +71,9 @@ class Detector:
         """Fold one validated request into its account's profile; return the alerts it causes."""
         timestamp = request.timestamp
         emitted: list[Alert] = []
-        if self.started is None:
-            self.started = timestamp
         if timestamp > self.watermark:
+            if self.started is None:
+                self.started = timestamp
             self.watermark = timestamp
             if timestamp >= self._next_sweep:
                 if self._next_sweep > float("-inf"):
@@ -83,11 +83,18 @@ class Detector:
                 self._next_sweep = (timestamp // SWEEP_SECONDS + 1) * SWEEP_SECONDS
         self.stats.requests += 1
         profile = self._observe(request)
-        if summary_due(profile.requests):
+        requests = profile.requests
+        if summary_due(requests):
             emitted.extend(self._summarise(request, profile))
-        alert = self._review(request.account_id, profile)
-        if alert is not None:
-            emitted.append(alert)
+        now = self.watermark
+        if now - profile.last_population_update >= POPULATION_REFRESH_SECONDS:
+            profile.last_population_update = now
+            self.population.update(profile, population_features(profile, now))
+        if (requests >= self.policy.min_requests and _assessment_due(requests)
+                and now - self.started >= self.policy.warmup_hours * 3600.0):
+            alert = self._review(request.account_id, profile, now)
+            if alert is not None:
+                emitted.append(alert)
         return emitted
 
     def _summarise(self, request, profile: AccountProfile) -> list[Alert]:
@@ -101,8 +108,11 @@ class Detector:
             self.outbox.extend(observations)
             return []
         alerts: list[Alert] = []
+        observe = self.linker.observe
         for observation in observations:
-            alerts.extend(self._apply(*self.linker.observe(observation)))
+            linked_alerts, memberships = observe(observation)
+            if linked_alerts or memberships:  # most observations change nothing
+                alerts.extend(self._apply(linked_alerts, memberships))
         return alerts
 
     def _apply(self, alerts: list[Alert], memberships: list[Membership]) -> list[Alert]:
@@ -147,11 +157,12 @@ class Detector:
 
     def _observe(self, request) -> AccountProfile:
         account_id = request.account_id
+        timestamp = request.timestamp
         profiles = self.profiles
         # re-inserted on every request: the dict's order is least recently active first
         profile = profiles.pop(account_id, None)
         if profile is None:
-            profile = AccountProfile(first_seen=request.timestamp, last_seen=request.timestamp)
+            profile = AccountProfile(first_seen=timestamp, last_seen=timestamp)
             if len(profiles) >= self.policy.max_accounts:
                 del profiles[next(iter(profiles))]
                 self.stats.accounts_evicted += 1
@@ -159,38 +170,38 @@ class Detector:
         profiles[account_id] = profile
         if request.account_created_at is not None:
             profile.created_at = request.account_created_at
-        observe_activity(profile, request.timestamp)
-        observe_model(profile, self.models.is_new(request.model, request.timestamp))
-        rate_limited = request.status_code == 429
-        profile.rate_limited_share = blend(profile.rate_limited_share, rate_limited, profile.requests)
-        profile.requests += 1
-        if request.status_code >= 400:
+        observe_activity(profile, timestamp)
+        requests = profile.requests
+        # shares of all requests, the refused ones included: one rate moves both
+        rate = fading_rate(requests)
+        new_model = self.models.is_new(request.model, timestamp)
+        profile.new_model_share += rate * (new_model - profile.new_model_share)
+        status_code = request.status_code
+        profile.rate_limited_share += rate * ((status_code == 429) - profile.rate_limited_share)
+        profile.requests = requests = requests + 1
+        if status_code >= 400:
             return profile  # a refused request carries no answer to harvest
         at_limit = observe_tokens(profile, request.input_tokens, request.output_tokens, request.max_tokens,
                                   request.finish_reason)
-        if request.turn_index is not None:
-            observe_turn(profile, request.turn_index)
-        opening = not request.turn_index
-        if request.prompt_text and _prompt_due(profile.requests):
-            traits = analyse_prompt(request.prompt_text)
-            repeated = self.seen_prompts.seen_before(account_id, traits.content_fingerprint)
-            observe_prompt(profile, traits, repeated)
-            profile.harvest_checked += 1
-            profile.harvest_like += opening and not repeated and (traits.elicits_reasoning or at_limit is True)
-        elif not request.prompt_text and at_limit is not None:
+        turn_index = request.turn_index
+        if turn_index is not None:
+            observe_turn(profile, turn_index)
+        opening = not turn_index
+        prompt_text = request.prompt_text
+        if prompt_text:
+            if _prompt_due(requests):
+                traits = analyse_prompt(prompt_text)
+                repeated = self.seen_prompts.seen_before(account_id, traits.content_fingerprint)
+                observe_prompt(profile, traits, repeated)
+                profile.harvest_checked += 1
+                profile.harvest_like += opening and not repeated and (traits.elicits_reasoning or at_limit is True)
+        elif at_limit is not None:
             profile.harvest_checked += 1
             profile.harvest_like += opening and at_limit
         return profile
 
-    def _review(self, account_id: str, profile: AccountProfile) -> Alert | None:
-        now = self.watermark
-        if now - profile.last_population_update >= POPULATION_REFRESH_SECONDS:
-            profile.last_population_update = now
-            self.population.update(profile, population_features(profile, now))
-        if profile.requests < self.policy.min_requests or not _assessment_due(profile.requests):
-            return None
-        if now - self.started < self.policy.warmup_hours * 3600.0:
-            return None
+    def _review(self, account_id: str, profile: AccountProfile, now: float) -> Alert | None:
+        """Score an account that is due; the alert this opens, updates or resolves."""
         assessment = assess(profile, now, self.policy, self.population)
         profile.risk = assessment.risk
         alert = self.alerts.review(account_id, assessment, profile.first_seen, profile.last_seen, profile.requests,

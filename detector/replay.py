@@ -75,18 +75,20 @@ def replay(detector: Detector, source: BinaryIO, alerts_out: BinaryIO, dlq_out: 
     bar = _progress_bar() if progress else None
     event_kwargs = {"source": alert_source} | ({"runbook_url": runbook_url} if runbook_url else {})
     process = detector.process
+    lines = accepted = 0  # counted in locals, not on the summary: this loop runs per record
     for number, line in enumerate(source, start=1):
         if bar is not None and number % 8192 == 0:
             bar.update(number - bar.n)
-        if not line.strip():
+        if line.isspace():
             continue
-        summary.lines += 1
+        lines += 1
         requests, rejections = decode_envelope(line.rstrip(b"\r\n"))
-        for rejection in rejections:
-            summary.rejected[rejection.reason] += 1
-            if dlq_out is not None:
-                dlq_out.write(rejection_to_dlq(rejection, topic=source_name, partition=None, offset=number) + b"\n")
-        summary.accepted += len(requests)
+        if rejections:
+            for rejection in rejections:
+                summary.rejected[rejection.reason] += 1
+                if dlq_out is not None:
+                    dlq_out.write(rejection_to_dlq(rejection, topic=source_name, partition=None, offset=number) + b"\n")
+        accepted += len(requests)
         for request in requests:
             for alert in process(request):
                 summary.alerts[alert.status] += 1
@@ -98,8 +100,9 @@ def replay(detector: Detector, source: BinaryIO, alerts_out: BinaryIO, dlq_out: 
                     members_out.write(orjson.dumps({"account_id": update.account_id, "campaign_id": update.campaign_id,
                                                     "since": rfc3339(update.since)}) + b"\n")
             detector.membership_updates.clear()
+    summary.lines, summary.accepted = lines, accepted
     if bar is not None:
-        bar.update(summary.lines - bar.n)
+        bar.update(lines - bar.n)
         bar.close()
     summary.seconds = time.perf_counter() - started
     return summary

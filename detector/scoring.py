@@ -6,7 +6,7 @@ Pure: takes an :class:`~detector.profile.AccountProfile` and the population's st
 
 from __future__ import annotations
 
-import math
+from math import exp, log
 from typing import NamedTuple
 
 from river import anomaly, compose, preprocessing, stats
@@ -18,10 +18,8 @@ from detector.features.shares import ramp
 from detector.policy import DetectionPolicy
 from detector.profile import AccountProfile
 
-HARVEST = "harvest"
 _POPULATION_MEDIAN = object()
 """Placeholder baseline: looked up in the population only when evidence is needed."""
-AUTOMATION = "automation"
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -39,38 +37,45 @@ class Evidence(NamedTuple):
 class Assessment:
     """An account's risk score (0–100), severity tier and supporting evidence, strongest first.
 
-    Evidence is worked out only when asked for (when an alert is emitted): scoring happens far
-    more often than alerting.
+    Evidence, and the points of risk each indicator earned, are worked out only when asked for
+    (when an alert is emitted): scoring happens far more often than alerting.
     """
 
-    __slots__ = ("risk", "severity", "_parts", "_population", "_evidence")
+    __slots__ = ("risk", "severity", "_groups", "_population", "_evidence")
 
-    def __init__(self, risk: float, severity: str, parts: list[tuple[_Reading, float]] | None = None,
+    def __init__(self, risk: float, severity: str,
+                 groups: tuple[tuple[list[_Reading], list[float], float], ...] = (),
                  population: Population | None = None):
+        """``groups``: per group of indicators, its readings, each reading's share of the group's
+        score, and the points of risk the group added, to be split by those shares."""
         self.risk = risk
         self.severity = severity
-        self._parts = parts or []
+        self._groups = groups
         self._population = population
         self._evidence: list[Evidence] | None = None
+
+    def with_severity(self, severity: str) -> Assessment:
+        """The same assessment under another severity tier."""
+        return Assessment(self.risk, severity, self._groups, self._population)
 
     @property
     def evidence(self) -> list[Evidence]:
         if self._evidence is None:
-            evidence = [_evidence(reading, points, self._population) for reading, points in self._parts
-                        if points >= 0.5]
+            evidence = []
+            for readings, shares, points in self._groups:
+                total = sum(shares) or 1.0
+                for reading, share in zip(readings, shares):
+                    contribution = points * share / total
+                    if contribution >= 0.5:
+                        evidence.append(_evidence(reading, contribution, self._population))
             evidence.sort(key=lambda e: -e.contribution)
             self._evidence = evidence
         return self._evidence
 
 
-class _Reading(NamedTuple):
-    indicator: str
-    observed: float
-    baseline: float | None
-    score: float
-    weight: float
-    group: str
-    detail: str
+_Reading = tuple
+"""``(indicator, observed, baseline, score, weight, detail)``: a plain tuple, not a NamedTuple,
+as scoring builds a dozen per assessment and a NamedTuple costs a Python call to build."""
 
 
 class Population:
@@ -122,30 +127,36 @@ def _severity(risk: float, policy: DetectionPolicy) -> str:
     return "info"
 
 
+def _ramped(indicator: str, observed: float, setting: tuple[float, float, float], detail: str) -> _Reading:
+    low, high, weight = setting
+    return indicator, observed, _POPULATION_MEDIAN, ramp(observed, low, high), weight, detail
+
+
 def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[_Reading]:
     readings = []
-
-    def add(name: str, observed: float, setting: tuple[float, float, float], detail: str):
-        low, high, weight = setting
-        readings.append(_Reading(name, observed, _POPULATION_MEDIAN, ramp(observed, low, high), weight, HARVEST, detail))
-
     if profile.prompts:
-        add("reasoning_elicitation_share", profile.reasoning_share, policy.reasoning_elicitation,
-            "share of prompts asking for step-by-step or internal reasoning")
-        add("templated_novel_fill_share", profile.novel_fill_share, policy.templated_novel_fill,
-            "share of prompts reusing a template with content never sent before")
         kind, focus = capability_focus(profile)
-        add("capability_focus", focus, policy.capability_focus, f"share of prompts on one task kind ({TASK_KINDS[kind]})")
+        readings += (
+            _ramped("reasoning_elicitation_share", profile.reasoning_share, policy.reasoning_elicitation,
+                    "share of prompts asking for step-by-step or internal reasoning"),
+            _ramped("templated_novel_fill_share", profile.novel_fill_share, policy.templated_novel_fill,
+                    "share of prompts reusing a template with content never sent before"),
+            _ramped("capability_focus", focus, policy.capability_focus,
+                    f"share of prompts on one task kind ({TASK_KINDS[kind]})"),
+        )
     if profile.max_token_observations:
-        add("output_at_max_tokens_share", profile.at_max_tokens_share, policy.output_at_max_tokens,
-            "share of responses cut off at max_tokens")
+        readings.append(_ramped("output_at_max_tokens_share", profile.at_max_tokens_share, policy.output_at_max_tokens,
+                                "share of responses cut off at max_tokens"))
     if profile.token_observations:
-        add("output_tokens_mean", profile.output_tokens_mean, policy.long_outputs, "mean output tokens per response")
-        add("output_input_ratio", profile.output_input_ratio, policy.output_input_ratio,
-            "mean output tokens per input token")
+        readings += (
+            _ramped("output_tokens_mean", profile.output_tokens_mean, policy.long_outputs,
+                    "mean output tokens per response"),
+            _ramped("output_input_ratio", profile.output_input_ratio, policy.output_input_ratio,
+                    "mean output tokens per input token"),
+        )
     if profile.turn_observations:
-        add("single_turn_share", profile.first_turn_share, policy.single_turn,
-            "share of requests opening a conversation, without follow-ups")
+        readings.append(_ramped("single_turn_share", profile.first_turn_share, policy.single_turn,
+                                "share of requests opening a conversation, without follow-ups"))
     return readings
 
 
@@ -157,36 +168,30 @@ def _automation_readings(profile: AccountProfile, now: float, policy: DetectionP
     own_rate = activity.daily_rate(profile, now) if now - profile.first_seen >= 86400 else 0.0
     baseline = max(own_rate, population_rate, 1.0)
     low, high, weight = policy.volume_vs_baseline
-    readings.append(_Reading("requests_per_hour", rate, baseline, ramp(rate / baseline, low, high), weight, AUTOMATION,
-                             "requests in the last hour against the account's own daily rate or the population's"))
+    readings.append(("requests_per_hour", rate, baseline, ramp(rate / baseline, low, high), weight,
+                     "requests in the last hour against the account's own daily rate or the population's"))
     hours = activity.active_hours(profile, now)
-    low, high, weight = policy.round_the_clock
-    readings.append(_Reading("active_hours_24h", hours, _POPULATION_MEDIAN,
-                             ramp(hours, low, high), weight, AUTOMATION, "clock hours with traffic among the last 24"))
+    readings.append(_ramped("active_hours_24h", hours, policy.round_the_clock,
+                            "clock hours with traffic among the last 24"))
     if profile.gaps >= 10:
         spread = activity.timing_spread(profile)
         low, high, weight = policy.timing_regularity
-        readings.append(_Reading("inter_arrival_spread", spread, _POPULATION_MEDIAN,
-                                 1.0 - ramp(spread, low, high), weight, AUTOMATION,
-                                 "spread of log gaps between requests; low means machine-regular"))
+        readings.append(("inter_arrival_spread", spread, _POPULATION_MEDIAN, 1.0 - ramp(spread, low, high), weight,
+                         "spread of log gaps between requests; low means machine-regular"))
     if profile.created_at is not None:
         age_days = max(profile.first_seen - profile.created_at, 0.0) / 86400.0
         low, high, weight = policy.new_account
-        readings.append(_Reading("account_age_days", age_days, None, 1.0 - ramp(age_days, low, high), weight,
-                                 AUTOMATION, "account age at its first request; new accounts going straight to volume"))
-    low, high, weight = policy.new_model_share
-    readings.append(_Reading("new_model_share", profile.new_model_share, _POPULATION_MEDIAN,
-                             ramp(profile.new_model_share, low, high), weight, AUTOMATION,
-                             "share of traffic moved to a model released in the last days"))
-    low, high, weight = policy.rate_limited_share
-    readings.append(_Reading("rate_limited_share", profile.rate_limited_share, _POPULATION_MEDIAN,
-                             ramp(profile.rate_limited_share, low, high), weight, AUTOMATION,
-                             "share of requests refused with HTTP 429"))
+        readings.append(("account_age_days", age_days, None, 1.0 - ramp(age_days, low, high), weight,
+                         "account age at its first request; new accounts going straight to volume"))
+    readings.append(_ramped("new_model_share", profile.new_model_share, policy.new_model_share,
+                            "share of traffic moved to a model released in the last days"))
+    readings.append(_ramped("rate_limited_share", profile.rate_limited_share, policy.rate_limited_share,
+                            "share of requests refused with HTTP 429"))
     if population.outlier_learned >= 500:
         low, high, weight = policy.population_outlier
-        readings.append(_Reading("population_outlier", profile.population_outlier, None,
-                                 ramp(profile.population_outlier, low, high), weight, AUTOMATION,
-                                 "half-space-trees anomaly score of the account among all accounts"))
+        readings.append(("population_outlier", profile.population_outlier, None,
+                         ramp(profile.population_outlier, low, high), weight,
+                         "half-space-trees anomaly score of the account among all accounts"))
     return readings
 
 
@@ -199,40 +204,45 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     'info'
     """
     harvest = _harvest_readings(profile, policy)
-    automation = _automation_readings(profile, now, policy, population)
-    weights = sum(r.weight for r in harvest)
+    weights = 0.0
+    weighted = []
+    payload = 0.0
+    for indicator, _, _, score, weight, _ in harvest:
+        weights += weight
+        weighted.append(weight * score)
+        if indicator in _PAYLOAD and score > payload:
+            payload = score
     if not weights:
-        return Assessment(0.0, "info", [])
-    weighted = [r.weight * r.score for r in harvest]
+        return Assessment(0.0, "info")
     harvest_score = sum(weighted) / weights
-    payload = max((r.score for r in harvest if r.indicator in _PAYLOAD), default=0.0)
-    harvest_score *= min(1.0, payload / policy.payload_gate)
+    if payload < policy.payload_gate:
+        harvest_score *= payload / policy.payload_gate
     if profile.prompts:
         harvest_score *= 1.0 - ramp(profile.repeat_share, *policy.content_repeat_relief)
-    spared = [-math.log(max(1.0 - r.weight * r.score, 1e-9)) for r in automation]
-    automation_score = 1.0 - math.exp(-sum(spared))
+    automation = _automation_readings(profile, now, policy, population)
+    spared = []
+    for _, _, _, score, weight, _ in automation:
+        kept = 1.0 - weight * score
+        spared.append(-log(kept if kept >= 1e-9 else 1e-9))
+    automation_score = 1.0 - exp(-sum(spared))
     floor = policy.automation_floor
     risk = 100.0 * harvest_score * (floor + (1.0 - floor) * automation_score)
     # Points of risk per indicator: the harvest-only part split by weighted score, the rest
     # (what automation added) split by each indicator's share of the noisy-or.
     from_harvest = 100.0 * harvest_score * floor
-    from_automation = risk - from_harvest
-    total_weighted, total_spared = sum(weighted) or 1.0, sum(spared) or 1.0
-    parts = [(r, from_harvest * w / total_weighted) for r, w in zip(harvest, weighted)]
-    parts += [(r, from_automation * w / total_spared) for r, w in zip(automation, spared)]
-    return Assessment(round(risk, 1), _severity(risk, policy), parts, population)
+    groups = ((harvest, weighted, from_harvest), (automation, spared, risk - from_harvest))
+    return Assessment(round(risk, 1), _severity(risk, policy), groups, population)
 
 
 _PAYLOAD = frozenset({"reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"})
 
 
 def _evidence(reading: _Reading, contribution: float, population: Population | None) -> Evidence:
-    baseline = reading.baseline
+    indicator, observed, baseline, score, _, detail = reading
     if baseline is _POPULATION_MEDIAN:
-        baseline = population.median(reading.indicator) if population is not None else None
-    return Evidence(reading.indicator, round(reading.observed, 4),
-                    None if baseline is None else round(baseline, 4),
-                    round(reading.score, 3), round(contribution, 1), reading.detail)
+        baseline = population.median(indicator) if population is not None else None
+    return Evidence(indicator, round(observed, 4), None if baseline is None else round(baseline, 4),
+                    round(score, 3), round(contribution, 1), detail)
 
 
 def population_features(profile: AccountProfile, now: float) -> dict[str, float]:

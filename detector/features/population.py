@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import zlib
 
-from detector.features.shares import blend
-from detector.profile import AccountProfile
-
 
 class ModelCatalog:
     """When each model was first used by anyone, to tell a new release from an old model.
@@ -20,6 +17,7 @@ class ModelCatalog:
 
     def __init__(self, window_hours: float):
         self.window_hours = window_hours
+        self._window_seconds = window_hours * 3600.0
         self._first_used: dict[str, float] = {}
         self._started: float | None = None
 
@@ -32,13 +30,8 @@ class ModelCatalog:
             if len(self._first_used) < 10_000:  # model names come from clients: bound them
                 self._first_used[model] = timestamp
             first_used = timestamp
-        window = self.window_hours * 3600.0
+        window = self._window_seconds
         return first_used - self._started > window and timestamp - first_used < window
-
-
-def observe_model(profile: AccountProfile, is_new: bool) -> None:
-    """Fold whether this request went to a newly released model into the account's share."""
-    profile.new_model_share = blend(profile.new_model_share, is_new, profile.requests)
 
 
 class SeenPrompts:
@@ -56,14 +49,11 @@ class SeenPrompts:
         self._previous = bytearray(bits // 8)
         self._inserted = 0
 
-    def _positions(self, account_id: str, content_fingerprint: int) -> tuple[int, int]:
-        first = zlib.crc32(account_id.encode(), content_fingerprint)
-        second = zlib.crc32(b"#", first) | 1
-        return first % self.bits, (first + second) % self.bits
-
     def seen_before(self, account_id: str, content_fingerprint: int) -> bool:
         """Record the pair and say whether it (probably) had been recorded before."""
-        a, b = self._positions(account_id, content_fingerprint)
+        first = zlib.crc32(account_id.encode(), content_fingerprint)
+        bits = self.bits
+        a, b = first % bits, (first + (zlib.crc32(b"#", first) | 1)) % bits
         current, previous = self._current, self._previous
         ma, mb = 1 << (a & 7), 1 << (b & 7)
         a, b = a >> 3, b >> 3

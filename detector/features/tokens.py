@@ -7,7 +7,7 @@ mostly end well before the limit.
 
 from __future__ import annotations
 
-from detector.features.shares import blend
+from detector.features.shares import fading_rate
 from detector.profile import AccountProfile
 
 _AT_LIMIT = 0.95
@@ -18,13 +18,15 @@ _RATIO_CAP = 50.0
 def observe_tokens(profile: AccountProfile, input_tokens: int, output_tokens: int, max_tokens: int | None,
                    finish_reason: str | None) -> bool | None:
     """Fold one successful response's token counts in; whether it ran into the limit (None: unknown)."""
-    n = profile.token_observations
-    profile.output_tokens_mean = blend(profile.output_tokens_mean, output_tokens, n)
-    profile.output_input_ratio = blend(profile.output_input_ratio, min(output_tokens / (input_tokens + 1), _RATIO_CAP), n)
+    rate = fading_rate(profile.token_observations)
+    profile.output_tokens_mean += rate * (output_tokens - profile.output_tokens_mean)
+    ratio = output_tokens / (input_tokens + 1)
+    profile.output_input_ratio += rate * ((ratio if ratio <= _RATIO_CAP else _RATIO_CAP) - profile.output_input_ratio)
     profile.token_observations += 1
     if finish_reason is not None or max_tokens:
         at_limit = finish_reason == "length" or (max_tokens is not None and output_tokens >= _AT_LIMIT * max_tokens)
-        profile.at_max_tokens_share = blend(profile.at_max_tokens_share, at_limit, profile.max_token_observations)
-        profile.max_token_observations += 1
+        observations = profile.max_token_observations
+        profile.at_max_tokens_share += fading_rate(observations) * (at_limit - profile.at_max_tokens_share)
+        profile.max_token_observations = observations + 1
         return at_limit
     return None
