@@ -514,9 +514,14 @@ class CampaignBook:
         return [self._alert(campaign, "firing", campaign.last_seen)]
 
     def expire_idle(self, now: float) -> tuple[list[Alert], list[Membership]]:
-        """Resolve and forget campaigns without member activity for ``campaign_idle_hours``."""
+        """Resolve and forget campaigns without member activity for ``campaign_idle_hours``; re-send
+        the alerts of campaigns that grew since their last one (paced by ``min_resend_minutes``),
+        so a list completed by a last burst of links does not wait for a link that may never come."""
         cutoff = now - self.policy.campaign_idle_hours * 3600.0
         alerts, memberships = [], []
+        for campaign in list(self.campaigns.values()):
+            if campaign.open and campaign.last_seen >= cutoff and len(campaign.members) > campaign.alerted_size:
+                alerts.extend(self._review(campaign, now, memberships))
         for campaign in [c for c in self.campaigns.values() if c.last_seen < cutoff]:
             if campaign.open:
                 campaign.sequence += 1

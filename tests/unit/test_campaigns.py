@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from detector.alerting import CAMPAIGN_ALERT_TYPE
-from detector.campaigns import AttributeIndex, AttributeObservation, CampaignLinker, CampaignPolicy, Sweeps
+from detector.campaigns import (AttributeIndex, AttributeObservation, CampaignBook, CampaignLinker, CampaignPolicy,
+                                Link, Sweeps)
 
 T0 = 1_772_409_600.0
 
@@ -50,6 +51,18 @@ def test_growth_re_sends_under_the_same_dedup_key():
     sent = firing(alerts)
     assert [len(a.account_ids) for a in sent] == [25, 35]  # grown, and ten minutes later
     assert len({a.dedup_key for a in sent}) == 1 and [a.sequence for a in sent] == list(range(1, len(sent) + 1))
+
+
+def test_a_campaign_that_grew_in_a_last_burst_is_re_sent_at_a_later_sweep():
+    """No later link need come: the sweep re-sends the complete list once the pacing allows."""
+    book = CampaignBook()
+    alerts = []
+    for n in range(40):
+        alerts += book.observe(Link("payment:p1", f"a{n}", T0 + n, 1, 1))[0]
+    alerts += book.expire_idle(T0 + 300)[0]  # too soon after the first alert
+    assert [len(a.account_ids) for a in firing(alerts)] == [25]
+    alerts += book.expire_idle(T0 + 900)[0]
+    assert [len(a.account_ids) for a in firing(alerts)] == [25, 40]
 
 
 def test_ordinary_accounts_behind_one_nat_never_link_even_if_a_few_harvest():
