@@ -620,20 +620,24 @@ def _campaign_id(attribute: str) -> str:
     return "cmp_" + hashlib.sha1(attribute.encode()).hexdigest()[:12]
 
 
+SWEEP_SECONDS = 300.0
+"""Idle alerts, accounts, attributes and campaigns are swept when event time crosses each such boundary."""
+
+
 class Sweeps:
     """Event-time boundaries (every ``period`` seconds of the newest timestamp) at which idle
-    attributes and campaigns are swept: scanning them on every message would cost O(state)."""
+    state is swept: scanning it on every record or message would cost O(state)."""
 
-    def __init__(self, period: float = 300.0):
+    def __init__(self, period: float = SWEEP_SECONDS):
         self.period = period
-        self._next = float("-inf")
+        self.next_boundary = float("-inf")
 
     def due(self, now: float) -> bool:
         """Whether ``now`` crossed a boundary since the last call (never on the first)."""
-        if now < self._next:
+        if now < self.next_boundary:
             return False
-        first = self._next == float("-inf")
-        self._next = (now // self.period + 1) * self.period
+        first = self.next_boundary == float("-inf")
+        self.next_boundary = (now // self.period + 1) * self.period
         return not first
 
 

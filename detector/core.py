@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from detector.alerting import Alert, AlertBook
-from detector.campaigns import (AttributeObservation, CampaignLinker, CampaignPolicy, Membership, attribute_keys,
-                                summary_due)
+from detector.campaigns import (AttributeObservation, CampaignLinker, CampaignPolicy, Membership, Sweeps,
+                                attribute_keys, summary_due)
 from detector.features.activity import observe_activity
 from detector.features.conversation import observe_turn
 from detector.features.population import ModelCatalog, SeenPrompts
@@ -24,11 +24,9 @@ from detector.policy import DetectionPolicy
 from detector.profile import AccountProfile
 from detector.scoring import Population, assess, population_features
 
-SWEEP_SECONDS = 300.0
 POPULATION_REFRESH_SECONDS = 6 * 3600.0
 """Each account feeds the population models at most this often: they describe the population,
 and heavy or light, every account counts once."""
-"""Idle alerts are resolved when the watermark crosses each such boundary of event time."""
 
 
 @dataclass
@@ -65,7 +63,7 @@ class Detector:
         self.stats = DetectorStats()
         self.started: float | None = None
         self.watermark = float("-inf")
-        self._next_sweep = float("-inf")
+        self.sweeps = Sweeps()
 
     def process(self, request) -> list[Alert]:
         """Fold one validated request into its account's profile; return the alerts it causes."""
@@ -75,12 +73,10 @@ class Detector:
             if self.started is None:
                 self.started = timestamp
             self.watermark = timestamp
-            if timestamp >= self._next_sweep:
-                if self._next_sweep > float("-inf"):
-                    emitted.extend(self._sweep())
-                    if self.linker is not None:
-                        emitted.extend(self._apply(*self.linker.expire(timestamp)))
-                self._next_sweep = (timestamp // SWEEP_SECONDS + 1) * SWEEP_SECONDS
+            if self.sweeps.due(timestamp):
+                emitted.extend(self._sweep())
+                if self.linker is not None:
+                    emitted.extend(self._apply(*self.linker.expire(timestamp)))
         self.stats.requests += 1
         profile = self._observe(request)
         requests = profile.requests

@@ -54,8 +54,6 @@ class AccountHandover:
         self.owned: set[int] = set()
         """Input partitions of this worker's latest assignment (a partition revoked and given back
         in one rebalance keeps its profiles in memory)."""
-        self.published = 0
-        self.adopted = 0
 
     def state_partition(self, input_partition: int) -> int:
         return input_partition % self.partitions
@@ -80,7 +78,6 @@ class AccountHandover:
             sent += 1
             if sent % YIELD_EVERY == 0:  # ~16 µs a profile: let the input stage and heartbeats run
                 await asyncio.sleep(0)
-        self.published += sent
         return sent
 
     async def on_revoked(self, revoked: Iterable[int]) -> int:
@@ -115,6 +112,5 @@ class AccountHandover:
                     break
         finally:
             await reader.stop()
-        self.adopted += adopted
         log.info("adopted %d account profiles of input partitions %s", adopted, sorted(new))
         return adopted

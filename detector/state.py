@@ -64,7 +64,7 @@ def snapshot_bytes(detector: Detector) -> bytes:
         version=FORMAT_VERSION,
         watermark=detector.watermark,
         started=detector.started,
-        next_sweep=detector._next_sweep,
+        next_sweep=detector.sweeps.next_boundary,
         profiles=list(detector.profiles.items()),
         open_alerts=detector.alerts.open,
         alert_sequences=detector.alerts._sequences,
@@ -86,7 +86,7 @@ def restore(detector: Detector, data: bytes) -> Detector:
         raise SnapshotError(f"restore: expected snapshot version {FORMAT_VERSION}; got {snapshot.version}")
     detector.watermark = snapshot.watermark
     detector.started = snapshot.started
-    detector._next_sweep = snapshot.next_sweep
+    detector.sweeps.next_boundary = snapshot.next_sweep
     detector.profiles = dict(snapshot.profiles)
     detector.alerts.open = snapshot.open_alerts
     detector.alerts._sequences = snapshot.alert_sequences
