@@ -293,9 +293,10 @@ class Bench:
             Figure("f.snapshot", f"    snapshot of {fed['accounts']:,} accounts: save / restore in process",
                    f"{fed['snapshot_save_seconds']:.2f} / {fed['snapshot_restore_seconds']:.2f} s", "(for reference)",
                    f"{fed['snapshot_bytes'] / 2**20:.0f} MiB", value=fed["snapshot_save_seconds"], unit="seconds"),
-            Figure("f.stall", f"    snapshot encode at {most['accounts']:,} accounts (stalls the event loop)",
-                   f"{most['snapshot_encode_seconds']:.2f} s", "(for reference)",
-                   f"{most['snapshot_bytes'] / 2**20:.0f} MiB", value=most["snapshot_encode_seconds"], unit="seconds"),
+            Figure("f.stall", f"    snapshot encode at {most['accounts']:,} accounts: longest part (stalls the loop) / all",
+                   f"{most['snapshot_longest_part_seconds'] * 1000:.0f} ms / {most['snapshot_encode_seconds']:.2f} s",
+                   "(for reference)", f"{most['snapshot_bytes'] / 2**20:.0f} MiB in {most['snapshot_parts']} parts",
+                   value=most["snapshot_longest_part_seconds"], unit="seconds"),
         ]
 
 

@@ -39,7 +39,7 @@ from detector.handover import AccountHandover
 from detector.metrics import DetectorMetrics
 from detector.records import decode_envelope, rejection_to_dlq
 from detector.state import load as load_state
-from detector.state import save as save_state
+from detector.state import snapshot_parts, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +379,11 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
 
     async def snapshot() -> None:
         """The local snapshot (restarts on this disk) and the changed profiles (other workers)."""
-        size = save_state(service.detector, settings.snapshot_path)
+        parts = []
+        for part in snapshot_parts(service.detector):  # ~25 ms each: records flow in between
+            parts.append(part)
+            await asyncio.sleep(0)
+        size = await asyncio.to_thread(write_atomically, settings.snapshot_path, parts)
         published = await handover.publish()
         metrics.accounts_published.inc(published)
         log.info("state snapshot: %d accounts, %d bytes; %d changed profiles published",

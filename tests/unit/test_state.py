@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 
 import msgspec
+import pytest
 
 from detector.core import Detector
 from detector.handover import AccountHandover
 from detector.profile import AccountProfile
 from detector.policy import DetectionPolicy
-from detector.state import load, save
+from detector import state
+from detector.state import SnapshotError, load, save
 from tests.unit.test_core import HOUR, T0, background, extractor, request
 
 
@@ -28,6 +31,56 @@ def test_a_restored_detector_continues_exactly_where_the_saved_one_stopped(tmp_p
     after = [a.to_cloudevent() for a in restarted.process_all(traffic[half:])]
     assert before + after == expected
     assert restarted.profiles.keys() == uninterrupted.profiles.keys()
+
+
+def _split_run(traffic, tmp_path, monkeypatch, parts_of: int):
+    half = len(traffic) // 2
+    first = Detector()
+    first.process_all(traffic[:half])
+    monkeypatch.setattr(state, "PROFILES_PER_PART", parts_of)
+    save(first, tmp_path / "state.msgpack")
+    return first, half
+
+
+def test_a_snapshot_written_in_parts_restores_every_account_in_least_recently_active_order(tmp_path, monkeypatch):
+    """The worker encodes 20,000 profiles at a time; a snapshot of many parts reads back whole."""
+    traffic = sorted(background(hours=6) + list(extractor("script", T0 + 2 * HOUR, 1200)), key=lambda r: r.timestamp)
+    first, half = _split_run(traffic, tmp_path, monkeypatch, parts_of=7)
+    assert len(first.profiles) > 3 * 7
+    restarted = Detector()
+    assert load(restarted, tmp_path / "state.msgpack")
+    assert list(restarted.profiles) == list(first.profiles)
+    assert all(restarted.profiles[a] == p for a, p in first.profiles.items())
+    uninterrupted = Detector()
+    uninterrupted.process_all(traffic[:half])
+    assert ([a.to_cloudevent() for a in restarted.process_all(traffic[half:])]
+            == [a.to_cloudevent() for a in uninterrupted.process_all(traffic[half:])])
+
+
+def test_a_version_1_snapshot_still_loads_so_an_upgrade_keeps_its_baselines(tmp_path):
+    detector = Detector()
+    detector.process_all(sorted(background(hours=3), key=lambda r: r.timestamp))
+    old = msgspec.msgpack.encode(state.SnapshotV1(
+        version=1, watermark=detector.watermark, started=detector.started, next_sweep=detector.sweeps.next_boundary,
+        profiles=list(detector.profiles.items()), open_alerts=detector.alerts.open,
+        alert_sequences=detector.alerts._sequences, campaign_of=detector.campaign_of,
+        model_first_used=detector.models._first_used, models_started=detector.models._started,
+        population=pickle.dumps(detector.population), requests=detector.stats.requests))
+    (tmp_path / "state.msgpack").write_bytes(old)
+    restarted = Detector()
+    assert load(restarted, tmp_path / "state.msgpack")
+    assert list(restarted.profiles.items()) == list(detector.profiles.items())
+    assert restarted.watermark == detector.watermark
+
+
+def test_a_snapshot_cut_short_is_refused_with_a_reason(tmp_path, monkeypatch):
+    traffic = sorted(background(hours=3), key=lambda r: r.timestamp)
+    _split_run(traffic, tmp_path, monkeypatch, parts_of=5)
+    data = (tmp_path / "state.msgpack").read_bytes()
+    for cut in (len(data) - 10, len(data) // 2):
+        (tmp_path / "cut.msgpack").write_bytes(data[:cut])
+        with pytest.raises(SnapshotError, match="cut short|profile parts|header"):
+            load(Detector(), tmp_path / "cut.msgpack")
 
 
 def test_loading_without_a_snapshot_starts_fresh(tmp_path):
