@@ -31,7 +31,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.drivers import TRANSPORTS
 from prometheus_client import CollectorRegistry
 
-from detector.alerting import Alert
+from detector.alerting import Alert, UpdatePacer
 from detector.campaigns import AttributeIndex, AttributeObservation, CampaignBook, Link, Membership, Sweeps
 from detector.config import Settings
 from detector.core import Detector
@@ -349,13 +349,24 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
             if merge_sweeps.due(message["watermark"]):
                 await publish_campaign_changes(*book.expire_idle(message["watermark"]))
 
+    pacer = UpdatePacer(settings.campaign_update_interval_s, on_superseded=metrics.campaign_updates_superseded.inc)
+
     async def publish_campaign_changes(alerts, memberships):
-        for key, event in service.encode_alerts(alerts):
-            await alerts_topic.send(key=key, value=event)
+        now = time.monotonic()
+        await send_campaign_alerts([paced for alert in alerts if (paced := pacer.offer(alert, now)) is not None])
         for membership in memberships:
             await membership_topic.send(key=membership.account_id.encode(),
                                         value=orjson.dumps({"campaign_id": membership.campaign_id,
                                                             "since": membership.since}))
+
+    async def send_campaign_alerts(alerts: list[Alert]):
+        for key, event in service.encode_alerts(alerts):
+            await alerts_topic.send(key=key, value=event)
+
+    @app.timer(interval=1.0)
+    async def send_waiting_campaign_updates():
+        """Campaign updates held back by the pacer go out when their turn comes."""
+        await send_campaign_alerts(pacer.due(time.monotonic()))
 
     @app.task
     async def follow_memberships():
@@ -396,6 +407,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None,
 
     @app.on_before_shutdown.connect
     async def final_snapshot(app, **kwargs):
+        await send_campaign_alerts(pacer.drain())
         await snapshot()
         await app.producer.flush()
 

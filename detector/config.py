@@ -56,6 +56,9 @@ class Settings:
     """Local data directory (one per worker): Faust's files and the state snapshot."""
     snapshot_interval_s: float = 60.0
     """How often the worker snapshots its state to the data directory (0: never; it still saves on shutdown)."""
+    campaign_update_interval_s: float = 30.0
+    """Fewest seconds (wall time) between two updates of one campaign's alert; a newer update
+    replaces a waiting one, resolutions are not held (0: every update at once, as replay does)."""
     alert_source: str = "urn:distillation-detector"
     """CloudEvents ``source`` of every alert."""
     runbook_url: str = "https://github.com/distillation-detector/detector/blob/main/docs/runbook.md"
@@ -84,6 +87,9 @@ class Settings:
             raise ConfigError(f"DETECTOR_FETCH_MAX_WAIT_MS: expected 1-60000; got {self.fetch_max_wait_ms}")
         if self.snapshot_interval_s < 0:
             raise ConfigError(f"DETECTOR_SNAPSHOT_INTERVAL_S: expected seconds >= 0; got {self.snapshot_interval_s}")
+        if self.campaign_update_interval_s < 0:
+            raise ConfigError("DETECTOR_CAMPAIGN_UPDATE_INTERVAL_S: expected seconds >= 0; "
+                              f"got {self.campaign_update_interval_s}")
         if self.policy_file and not Path(self.policy_file).is_file():
             raise ConfigError(f"DETECTOR_POLICY_FILE: no such file {self.policy_file!r}")
 

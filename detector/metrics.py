@@ -32,6 +32,7 @@ class DetectorMetrics:
     accounts_evicted: Counter
     accounts_published: Counter
     accounts_adopted: Counter
+    campaign_updates_superseded: Counter
     open_alerts: Gauge
     watermark: Gauge
     event_lag: Gauge
@@ -68,6 +69,9 @@ class DetectorMetrics:
                                        namespace=namespace, registry=registry),
             accounts_adopted=Counter("accounts_adopted", "profiles taken over from other workers on a rebalance",
                                      namespace=namespace, registry=registry),
+            campaign_updates_superseded=Counter(
+                "campaign_updates_superseded", "campaign alert updates replaced by a newer one while they waited "
+                "their turn (DETECTOR_CAMPAIGN_UPDATE_INTERVAL_S)", namespace=namespace, registry=registry),
             open_alerts=Gauge("open_alerts", "account alerts currently firing in this worker",
                               namespace=namespace, registry=registry),
             watermark=Gauge("watermark_timestamp_seconds", "newest record event time seen (epoch seconds)",

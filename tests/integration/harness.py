@@ -80,6 +80,8 @@ class Worker(ChildProcess):
             "DETECTOR_SESSION_TIMEOUT_S": "3",
             "DETECTOR_DATA_DIR": str(data_dir or log_dir / f"data-{app_id}-{self.metrics_port}"),
             "DETECTOR_LOG_LEVEL": "info",
+            # every campaign update at once, as replay sends them, unless a test sets a pace
+            "DETECTOR_CAMPAIGN_UPDATE_INTERVAL_S": "0",
         })
         env.update({f"DETECTOR_{k.upper()}": str(v) for k, v in settings.items()})
         super().__init__([sys.executable, "-m", "detector.cli", "worker"],
@@ -149,8 +151,8 @@ async def read_all(bootstrap: str, topic: str, settle: float = 5.0, timeout: flo
             batches = await consumer.getmany(timeout_ms=300)
             for messages in batches.values():
                 for message in messages:
-                    out.append({"key": message.key, "partition": message.partition,
-                                "offset": message.offset, "value": orjson.loads(message.value)})
+                    out.append({"key": message.key, "partition": message.partition, "offset": message.offset,
+                                "timestamp": message.timestamp / 1000.0, "value": orjson.loads(message.value)})
                     quiet_since = time.monotonic()
     finally:
         await consumer.stop()

@@ -14,6 +14,9 @@ from tests.integration.harness import Topics, run_workers
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 4
+PACE = 3.0
+"""DETECTOR_CAMPAIGN_UPDATE_INTERVAL_S of these workers: fed as fast as the broker takes it, days of
+event time pass in seconds, and without it a growing campaign is re-sent every few seconds."""
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +33,14 @@ def final_members(membership_messages: list[dict]) -> set[str]:
     return {key.decode() for key, campaign in latest.items() if campaign}
 
 
-def replay_members(records: list[dict]) -> set[str]:
+def replay_campaign(records: list[dict]) -> tuple[set[str], int]:
+    """Replay's campaign members, and how many firing updates of campaigns it sent (unpaced)."""
     detector = Detector()
+    updates = 0
     for record in records:
-        detector.process(decode_request(orjson.dumps(record)))
-    return set(detector.campaign_of)
+        updates += sum(alert.type == CAMPAIGN_ALERT_TYPE and alert.status == "firing"
+                       for alert in detector.process(decode_request(orjson.dumps(record))))
+    return set(detector.campaign_of), updates
 
 
 def run(broker, tmp_path, name: str, workers: int, records: list[dict]):
@@ -43,7 +49,8 @@ def run(broker, tmp_path, name: str, workers: int, records: list[dict]):
     membership = f"{name}.members"
     messages = [(r["account_id"].encode(), orjson.dumps(r)) for r in records]
     out = run_workers(broker.bootstrap, topics, f"{name}-app", tmp_path, messages, len(records), workers=workers,
-                      read={topics.alerts: 8.0, membership: 2.0}, membership_topic=membership)
+                      read={topics.alerts: 8.0, membership: 2.0}, membership_topic=membership,
+                      campaign_update_interval_s=str(PACE))
     return out[topics.alerts], out[membership]
 
 
@@ -52,7 +59,7 @@ def test_one_and_two_workers_find_the_same_campaign_as_replay(broker, tmp_path, 
     records, truth = campaign_traffic
     cluster = {a for a, label in truth.items() if label["family"] == "low_and_slow"}
     assert len({partition_of(a, PARTITIONS) for a in cluster}) == PARTITIONS
-    expected = replay_members(records)
+    expected, replay_updates = replay_campaign(records)
     assert expected and expected <= cluster
 
     outcomes = {}
@@ -62,6 +69,12 @@ def test_one_and_two_workers_find_the_same_campaign_as_replay(broker, tmp_path, 
         assert len({e["data"]["dedup_key"] for e in campaign_alerts if e["data"]["status"] == "firing"}) == 1
         listed = set(campaign_alerts[-1]["data"]["account_ids"])
         outcomes[workers] = (final_members(members), listed)
+        # on-call gets one update per PACE at most, and fewer than replay's burst (the newest wins)
+        sent_at = [m["timestamp"] for m in alerts
+                   if m["value"]["type"] == CAMPAIGN_ALERT_TYPE and m["value"]["data"]["status"] == "firing"]
+        gaps = [later - earlier for earlier, later in zip(sent_at, sent_at[1:])]
+        assert all(gap >= PACE - 0.1 for gap in gaps), gaps
+        assert 1 <= len(sent_at) < replay_updates
 
     for workers, (members, listed) in outcomes.items():
         assert members == expected, f"{workers} worker(s)"
