@@ -93,7 +93,7 @@ def child_state_figures(*args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-ORDER = ("d.parse", "d.decode", "d.core", "e.fed", "e.restored", "e.total", "e.worker", "e.msgpack", "a.single", "b",
+ORDER = ("d.parse", "d.decode", "d.core", "e.fed", "e.restored", "e.total", "e.worker", "e.msgpack", "e.gc", "a.single", "b",
          "a.batched", "c", "f", "f.snapshot", "f.stall", "g", "g.account", "g.campaign")
 """The table's row order; stages finish in another (the worker's own memory is known only at (f))."""
 
@@ -293,6 +293,10 @@ class Bench:
             Figure("f.snapshot", f"    snapshot of {fed['accounts']:,} accounts: save / restore in process",
                    f"{fed['snapshot_save_seconds']:.2f} / {fed['snapshot_restore_seconds']:.2f} s", "(for reference)",
                    f"{fed['snapshot_bytes'] / 2**20:.0f} MiB", value=fed["snapshot_save_seconds"], unit="seconds"),
+            Figure("e.gc", f"    full garbage-collector pass at {most['accounts']:,} accounts (stalls the loop)",
+                   f"{most['gc_full_pass_seconds'] * 1000:.0f} ms", "(for reference)",
+                   f"{most['gc_tracked_objects']:,} tracked objects; first pass after the restore "
+                   f"{most['gc_first_pass_seconds'] * 1000:.0f} ms", value=most["gc_full_pass_seconds"], unit="seconds"),
             Figure("f.stall", f"    snapshot encode at {most['accounts']:,} accounts: longest part (stalls the loop) / all",
                    f"{most['snapshot_longest_part_seconds'] * 1000:.0f} ms / {most['snapshot_encode_seconds']:.2f} s",
                    "(for reference)", f"{most['snapshot_bytes'] / 2**20:.0f} MiB in {most['snapshot_parts']} parts",

@@ -131,6 +131,13 @@ def restored(accounts: int, sample_accounts: int) -> dict:
     seconds = time.perf_counter() - started
     gc.collect()
     after = rss_bytes()
+    # A full pass of the cycle collector stalls the worker's loop as long as it takes: it scans every
+    # tracked container. The first pass here also untracks the tuples msgspec just decoded.
+    gc_seconds = []
+    for _ in range(2):
+        started = time.perf_counter()
+        gc.collect()
+        gc_seconds.append(time.perf_counter() - started)
     # What the worker's periodic snapshot costs when it holds this many accounts: in all, and the
     # longest its event loop waits (the worker yields it between parts).
     part_seconds = []
@@ -160,6 +167,9 @@ def restored(accounts: int, sample_accounts: int) -> dict:
         "rss_before_detector_bytes": before,
         "decode_seconds": seconds,
         "snapshot_bytes": snapshot_size,
+        "gc_full_pass_seconds": gc_seconds[-1],
+        "gc_first_pass_seconds": gc_seconds[0],
+        "gc_tracked_objects": len(gc.get_objects()),
         "snapshot_encode_seconds": sum(part_seconds),
         "snapshot_longest_part_seconds": max(part_seconds),
         "snapshot_parts": len(part_seconds),

@@ -24,6 +24,7 @@ import hashlib
 import math
 import ipaddress
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -127,7 +128,7 @@ def network_of(client_ip: str) -> str | None:
     return str(ipaddress.ip_network(f"{client_ip}/{prefix}", strict=False))
 
 
-def attribute_keys(request, template_fingerprints: list[int]) -> list[str]:
+def attribute_keys(request, template_fingerprints: Iterable[int]) -> list[str]:
     """The hashed attribute keys of one request and the account's reused templates."""
     keys = []
     if request.payment_fingerprint:

@@ -14,8 +14,8 @@ from detector.features.prompts import TASK_KINDS
 TEMPLATE_SLOTS = 4
 
 
-def _uniform_task_shares() -> list[float]:
-    return [1.0 / len(TASK_KINDS)] * len(TASK_KINDS)
+_UNIFORM_TASK_SHARES = (1.0 / len(TASK_KINDS),) * len(TASK_KINDS)
+_NO_TEMPLATES = (0,) * TEMPLATE_SLOTS
 
 
 class AccountProfile(msgspec.Struct, array_like=True, gc=False):
@@ -45,9 +45,11 @@ class AccountProfile(msgspec.Struct, array_like=True, gc=False):
     template_reuse_share: float = 0.1
     novel_fill_share: float = 0.1
     repeat_share: float = 0.0
-    task_shares: list[float] = msgspec.field(default_factory=_uniform_task_shares)
-    template_fingerprints: list[int] = msgspec.field(default_factory=lambda: [0] * TEMPLATE_SLOTS)
-    template_counts: list[int] = msgspec.field(default_factory=lambda: [0] * TEMPLATE_SLOTS)
+    # tuples, replaced on update: a tuple of numbers leaves the garbage collector's lists at its
+    # first pass, a list never does (a full pass over 1M accounts' lists stalled the loop 0.47 s)
+    task_shares: tuple[float, ...] = _UNIFORM_TASK_SHARES
+    template_fingerprints: tuple[int, ...] = _NO_TEMPLATES
+    template_counts: tuple[int, ...] = _NO_TEMPLATES
     # conversations
     turn_observations: int = 0
     first_turn_share: float = 0.5

@@ -14,14 +14,17 @@ from detector.profile import AccountProfile
 
 def _remember_template(profile: AccountProfile, fingerprint: int) -> bool:
     """Space-saving count of the account's most used template ends; True if already among them."""
-    fingerprints, counts = profile.template_fingerprints, profile.template_counts
+    fingerprints, counts = profile.template_fingerprints, list(profile.template_counts)
     if fingerprint in fingerprints:
         slot = fingerprints.index(fingerprint)
         counts[slot] += 1
+        profile.template_counts = tuple(counts)
         return counts[slot] > 1
     weakest = counts.index(min(counts))
-    fingerprints[weakest] = fingerprint
+    replaced = list(fingerprints)
+    replaced[weakest] = fingerprint
     counts[weakest] = counts[weakest] // 2 + 1
+    profile.template_fingerprints, profile.template_counts = tuple(replaced), tuple(counts)
     return False
 
 
@@ -38,10 +41,10 @@ def observe_prompt(profile: AccountProfile, traits: PromptTraits, repeated: bool
     profile.template_reuse_share += rate * (reused - profile.template_reuse_share)
     profile.novel_fill_share += rate * ((reused and not repeated) - profile.novel_fill_share)
     profile.repeat_share += rate * (repeated - profile.repeat_share)
-    shares = profile.task_shares
-    share = shares[task_kind]
-    shares[:] = [other - rate * other for other in shares]
+    share = profile.task_shares[task_kind]
+    shares = [other - rate * other for other in profile.task_shares]
     shares[task_kind] = share + rate * (1.0 - share)
+    profile.task_shares = tuple(shares)
     profile.prompts += 1
 
 
