@@ -114,8 +114,8 @@ def test_a_worker_that_takes_over_an_account_alerts_on_it_as_the_previous_owner_
         changed[record.account_id] = 3
     published = []
 
-    async def send(topic, key, value, partition):
-        published.append((topic, key, value, partition))
+    async def send(topic, partition, messages):
+        published.extend((topic, key, value, partition) for key, value in messages)
 
     handover = AccountHandover(first, "state", 2, send, reader=None, changed=changed)
     assert asyncio.run(handover.publish([3])) == len(first.profiles)
