@@ -363,7 +363,7 @@ class CampaignBook:
                     waiting.add(link.account_id)
                 joined = self._claim(link, memberships)
             return joined
-        for other in touched - {own}:
+        for other in sorted(touched - {own}):  # sorted: string sets iterate in a per-process hash order
             kinds = self._bridges.setdefault(frozenset((own, other)), set())
             kinds.add(kind)
             if len(kinds) >= 2:
@@ -372,7 +372,7 @@ class CampaignBook:
         campaign = self.campaigns[own]
         self._add(campaign, link, memberships)
         if own not in touched:  # accounts that reached this attribute before any campaign did
-            for waiting in members:
+            for waiting in sorted(members):
                 if waiting not in self.campaign_of:
                     self._consider(waiting, {own}, kind, link._replace(account_id=waiting, requests=0), memberships)
         self._claim(link, memberships)
@@ -399,7 +399,7 @@ class CampaignBook:
         owner = self._owner(attribute) if waiting else None
         if owner is None:
             return None
-        for account in self._waiting.pop(attribute):
+        for account in sorted(self._waiting.pop(attribute)):
             if account not in self.campaign_of:
                 self._weakly_joined.add(account)
                 owner.joined_on_exclusive[account] = attribute
@@ -412,7 +412,7 @@ class CampaignBook:
         """An account without strong links joins a campaign it shares weak attributes of two kinds with."""
         pending = self._pending.setdefault(account, {})
         joined = None
-        for campaign_id in touched:
+        for campaign_id in sorted(touched):
             kinds = pending.setdefault(campaign_id, set())
             kinds.add(kind)
             if len(kinds) >= 2 and joined is None and campaign_id in self.campaigns:
