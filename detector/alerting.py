@@ -238,26 +238,19 @@ class UpdatePacer:
         self.interval = interval
         self._sent_at: dict[str, float] = {}
         self._waiting: dict[str, Alert] = {}
-        self.superseded = 0
         self._on_superseded = on_superseded
-
-    def _drop_waiting(self, key: str) -> None:
-        if self._waiting.pop(key, None) is not None:
-            self.superseded += 1
-            self._on_superseded()
 
     def offer(self, alert: Alert, now: float) -> Alert | None:
         """The alert, if it may go now; otherwise it waits for :meth:`due`."""
         key = alert.dedup_key
+        if self._waiting.pop(key, None) is not None:  # whatever happens to this one, it is newer
+            self._on_superseded()
         if alert.status == "resolved":
-            self._drop_waiting(key)
             self._sent_at.pop(key, None)
             return alert
         if now - self._sent_at.get(key, float("-inf")) >= self.interval:
-            self._drop_waiting(key)
             self._sent_at[key] = now
             return alert
-        self._drop_waiting(key)
         self._waiting[key] = alert
         return None
 

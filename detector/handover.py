@@ -10,8 +10,9 @@ Write amplification is bounded: at most one message per changed account per
 ``DETECTOR_SNAPSHOT_INTERVAL_S`` (however many records it sent), plus the changed accounts of
 revoked partitions at the moment they are revoked. Profiles are handed to the producer in
 batches of a state partition's messages: ~4 µs a profile, where one ``send`` each cost ~16 µs
-(`bench/publish_profiles.py`), i.e. 0.4 s of a minute per 100k changed accounts. Compaction keeps the newest profile of each account;
-the topic's retention equals the account TTL, so accounts idle longer disappear.
+(``bench/publish_profiles.py``), i.e. 0.4 s of a minute per 100k changed accounts. Compaction
+keeps the newest profile of each account; the topic's retention equals the account TTL, so
+accounts idle longer disappear.
 
 A worker that is assigned an input partition it did not own reads that state partition from
 the beginning and adopts every profile newer than the one it holds.

@@ -14,8 +14,9 @@ repeated-prompt filter (16 MB; it refills within hours) and the campaign stages 
 
 The worker encodes the profiles 20,000 at a time and lets records through in between (encoding
 a million at once stalled its event loop 1.6 s), then writes the file from a thread. The file is
-written to a temporary name and renamed, so a crash mid-write leaves the previous snapshot intact. It is pickled River state and MessagePack, for this worker's own use only:
-never load a snapshot from an untrusted source.
+written to a temporary name and renamed, so a crash mid-write leaves the previous snapshot
+intact. It is pickled River state and MessagePack, for this worker's own use only: never load a
+snapshot from an untrusted source.
 """
 
 from __future__ import annotations
