@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import faust
 import pytest
@@ -181,10 +181,9 @@ class FaustInThread:
         assert not self._thread.is_alive(), "the Faust app did not stop within 30 s"
 
 
-def forwarding_app(app_id: str, bootstrap: str, source: str, sink: str) -> faust.App:
+def forwarding_app(app_id: str, bootstrap: str, source: str, sink: str, datadir: Path) -> faust.App:
     """The smallest useful worker: every message on ``source`` goes to ``sink``, upper-cased."""
-    app = faust.App(app_id, broker=f"kafka://{bootstrap}", datadir=tempfile.mkdtemp(prefix=f"{app_id}-"),
-                    **FAST_FAUST_SETTINGS)
+    app = faust.App(app_id, broker=f"kafka://{bootstrap}", datadir=str(datadir), **FAST_FAUST_SETTINGS)
     source_topic = app.topic(source, key_serializer="raw", value_serializer="raw")
     sink_topic = app.topic(sink, key_serializer="raw", value_serializer="raw")
 
@@ -196,7 +195,7 @@ def forwarding_app(app_id: str, bootstrap: str, source: str, sink: str) -> faust
     return app
 
 
-def test_a_faust_worker_forwards_every_message_and_commits_them_when_stopped(broker, unique_name):
+def test_a_faust_worker_forwards_every_message_and_commits_them_when_stopped(broker, unique_name, tmp_path):
     source, sink, app_id = f"{unique_name}.in", f"{unique_name}.out", f"{unique_name}-app"
     create_topics(broker.bootstrap, {source: 2, sink: 1})
     before_start = [(b"k0", b"waiting"), (b"k1", b"in the topic")]
@@ -204,7 +203,7 @@ def test_a_faust_worker_forwards_every_message_and_commits_them_when_stopped(bro
     asyncio.run(produce(broker.bootstrap, source, before_start[:1], partition=0))
     asyncio.run(produce(broker.bootstrap, source, before_start[1:], partition=1))
 
-    with FaustInThread(lambda: forwarding_app(app_id, broker.bootstrap, source, sink)):
+    with FaustInThread(lambda: forwarding_app(app_id, broker.bootstrap, source, sink, tmp_path)):
         asyncio.run(produce(broker.bootstrap, source, after_start))
         forwarded = asyncio.run(consume(broker.bootstrap, sink, 4))
 
