@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit integration bench clean
+.PHONY: install demo test unit integration bench lint format clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,16 @@ unit: $(VENV)/.test-installed
 
 integration: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m integration
+
+# House style: ruff format and ruff check over the whole tree, mypy on the pure detection package.
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(VENV)/.test-installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/run.py

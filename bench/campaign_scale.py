@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from detector.simulate import Scenario, write
+from detector.sim.simulate import Scenario, write
 
 
 def main() -> None:
@@ -26,17 +26,42 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
-    scenario = Scenario(seed=args.seed, duration_hours=args.hours, ordinary_accounts=3000, coding_agents=20,
-                        enterprise_batch=5, eval_pipelines=3, nat_accounts=100, launch_crowd=100, resellers=3,
-                        blatant_extractors=0, low_and_slow_accounts=args.accounts, evasive_accounts=0,
-                        pivot_accounts=0, campaign_start_hours=6.0, new_model_release_hours=20.0)
+    scenario = Scenario(
+        seed=args.seed,
+        duration_hours=args.hours,
+        ordinary_accounts=3000,
+        coding_agents=20,
+        enterprise_batch=5,
+        eval_pipelines=3,
+        nat_accounts=100,
+        launch_crowd=100,
+        resellers=3,
+        blatant_extractors=0,
+        low_and_slow_accounts=args.accounts,
+        evasive_accounts=0,
+        pivot_accounts=0,
+        campaign_start_hours=6.0,
+        new_model_release_hours=20.0,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         records, labels_path = Path(tmp) / "records.jsonl", Path(tmp) / "labels.json"
         summary = write(scenario, records, labels_path)
         alerts, members = Path(tmp) / "alerts.jsonl", Path(tmp) / "members.jsonl"
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "detector.cli", "replay", str(records), "-o", str(alerts),
-                        "--members", str(members)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "detector.cli",
+                "replay",
+                str(records),
+                "-o",
+                str(alerts),
+                "--members",
+                str(members),
+            ],
+            check=True,
+        )
         seconds = time.perf_counter() - started
         peak_rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         truth = orjson.loads(labels_path.read_bytes())["accounts"]
@@ -53,11 +78,15 @@ def main() -> None:
             event = orjson.loads(line)
             if event["type"].endswith("campaign.alert.v1") and event["data"]["status"] == "firing":
                 firing[event["data"]["dedup_key"]] += 1
-    print(f"records {summary.records:,}; replay {seconds:.1f} s ({summary.records / seconds:,.0f} records/s); "
-          f"peak RSS {peak_rss_mib:,.0f} MiB")
-    print(f"campaigns {len(campaigns)} (sizes {sorted(campaigns.values(), reverse=True)[:5]}); "
-          f"cluster members linked {len(in_campaigns & cluster):,} / {len(cluster):,}; benign linked {benign}; "
-          f"campaign alert keys {len(firing)}")
+    print(
+        f"records {summary.records:,}; replay {seconds:.1f} s ({summary.records / seconds:,.0f} records/s); "
+        f"peak RSS {peak_rss_mib:,.0f} MiB"
+    )
+    print(
+        f"campaigns {len(campaigns)} (sizes {sorted(campaigns.values(), reverse=True)[:5]}); "
+        f"cluster members linked {len(in_campaigns & cluster):,} / {len(cluster):,}; benign linked {benign}; "
+        f"campaign alert keys {len(firing)}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 
-from detector.core import Detector
-from detector.records import decode_request
+from detector.detection.core import Detector
+from detector.detection.records import decode_request
 from detector.replay import replay
 
 

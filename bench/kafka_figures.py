@@ -16,10 +16,10 @@ from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-from detector.produce import produce_records
-from tests.integration.harness import Topics, Worker, produce
 from workload import Workload
+
+from detector.sim.produce import produce_records
+from tests.integration.harness import Topics, Worker, produce
 
 ACCOUNT_ALERT = "dev.distillation-detector.account.alert.v1"
 POLL_SECONDS = (0.5, 0.05)
@@ -50,8 +50,14 @@ production default holds updates of a fast-growing campaign back for up to 30 s,
 
 def worker(bootstrap: str, topics: Topics, name: str, work_dir: Path, data_dir: Path | None = None) -> Worker:
     """A worker with a 2 s session: it joins the group in ~1 s instead of ~3 s (docs/faust-notes.md)."""
-    return Worker(bootstrap, topics, f"{name}-app", work_dir, data_dir=data_dir,
-                  **{"session_timeout_s": "2", **MEASURED_SETTINGS, **WORKER_SETTINGS})
+    return Worker(
+        bootstrap,
+        topics,
+        f"{name}-app",
+        work_dir,
+        data_dir=data_dir,
+        **{"session_timeout_s": "2", **MEASURED_SETTINGS, **WORKER_SETTINGS},
+    )
 
 
 async def wait_seen(running: Worker, expected: int, timeout: float) -> float:
@@ -68,8 +74,9 @@ async def wait_seen(running: Worker, expected: int, timeout: float) -> float:
         await asyncio.sleep(POLL_SECONDS[seen >= expected - max(1.0, 0.1 * expected)])
 
 
-async def start_warm(bootstrap: str, work: Workload, topics: Topics, name: str, work_dir: Path,
-                     data_dir: Path | None = None) -> tuple[Worker, float]:
+async def start_warm(
+    bootstrap: str, work: Workload, topics: Topics, name: str, work_dir: Path, data_dir: Path | None = None
+) -> tuple[Worker, float]:
     """A worker that has joined its group and processed the workload's first record; seconds it took.
 
     Timing starts after this, so start-up (interpreter, state restore, JoinGroup, first fetch) is
@@ -87,8 +94,9 @@ async def start_warm(bootstrap: str, work: Workload, topics: Topics, name: str, 
     return running, ready - started
 
 
-async def restart(bootstrap: str, work: Workload, data_dir: Path, *, partitions: int, name: str,
-                  work_dir: Path) -> dict:
+async def restart(
+    bootstrap: str, work: Workload, data_dir: Path, *, partitions: int, name: str, work_dir: Path
+) -> dict:
     """(f): seconds from launching a worker to its first record processed, from ``data_dir``'s state.
 
     With an empty ``data_dir`` it is a cold start, the reference.
@@ -108,17 +116,19 @@ async def restart(bootstrap: str, work: Workload, data_dir: Path, *, partitions:
     return {"seconds": seconds, "accounts_tracked": int(tracked), "rss_bytes": rss}
 
 
-async def worker_throughput(bootstrap: str, work: Workload, *, batch: int, partitions: int, name: str,
-                            work_dir: Path) -> dict:
+async def worker_throughput(
+    bootstrap: str, work: Workload, *, batch: int, partitions: int, name: str, work_dir: Path
+) -> dict:
     """(b)/(c): records/s from the first produce to the worker's metrics counting the last record.
 
-    Records are produced with :func:`detector.produce.produce_records` as fast as it goes, one
+    Records are produced with :func:`detector.sim.produce.produce_records` as fast as it goes, one
     record per message (``batch=1``) or NDJSON envelopes of ``batch`` records per partition.
     """
     topics = Topics(name, partitions)
     running, ready_seconds = await start_warm(bootstrap, work, topics, name, work_dir)
     records = work.records - 1
     try:
+
         async def timed_produce() -> tuple[int, float]:
             source = (orjson.loads(line) for line in work.lines[1:])
             sent = await produce_records(source, bootstrap, topics.input, rate=1e12, batch=batch)
@@ -154,8 +164,13 @@ async def raw_consume(bootstrap: str, topic: str, partitions: int, expected: int
 
     No group, no commits, nothing but fetch and parse: what any Python consumer costs at least.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 << 20,
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, partition) for partition in range(partitions)])
@@ -178,8 +193,9 @@ async def raw_consume(bootstrap: str, topic: str, partitions: int, expected: int
         await consumer.stop()
 
 
-async def alert_latency(bootstrap: str, work: Workload, rate: float, *, partitions: int, name: str,
-                        work_dir: Path) -> dict:
+async def alert_latency(
+    bootstrap: str, work: Workload, rate: float, *, partitions: int, name: str, work_dir: Path
+) -> dict:
     """(g): produce → alert on the alerts topic, at a steady ``rate`` of single-record messages.
 
     Every alert names the event time of the record that caused it (``time``; account alerts
@@ -193,8 +209,14 @@ async def alert_latency(bootstrap: str, work: Workload, rate: float, *, partitio
     stop_reading = asyncio.Event()
 
     async def read_alerts():
-        consumer = AIOKafkaConsumer(topics.alerts, bootstrap_servers=bootstrap, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=100)
+        consumer = AIOKafkaConsumer(
+            topics.alerts,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
+        )
         await consumer.start()
         try:
             while not stop_reading.is_set():
@@ -230,10 +252,16 @@ async def alert_latency(bootstrap: str, work: Workload, rate: float, *, partitio
         await producer.stop()
         await reader
         running.stop()
-    return {"rate_target": rate, "rate_sent": (work.records - 1) / produce_seconds, "records": work.records - 1,
-            "seconds": produce_seconds, "drain_seconds": drain_seconds,
-            "worker_cpu_share": cpu_share, "message_seconds": histogram(samples, "detector_message_processing_seconds"),
-            **trace_alerts(work, sent_at, arrivals)}
+    return {
+        "rate_target": rate,
+        "rate_sent": (work.records - 1) / produce_seconds,
+        "records": work.records - 1,
+        "seconds": produce_seconds,
+        "drain_seconds": drain_seconds,
+        "worker_cpu_share": cpu_share,
+        "message_seconds": histogram(samples, "detector_message_processing_seconds"),
+        **trace_alerts(work, sent_at, arrivals),
+    }
 
 
 def trace_alerts(work: Workload, sent_at: list[float], arrivals: list[tuple[float, float, bytes]]) -> dict:
@@ -260,15 +288,21 @@ def trace_alerts(work: Workload, sent_at: list[float], arrivals: list[tuple[floa
         timeline.append((round(sent - sent_at[1], 2), kind[0], round(broker_time - sent, 3)))
         consumed.append(received - sent)
     every = latencies["account"] + latencies["campaign"]
-    return {"alerts": len(arrivals), "unmatched": unmatched, "all": percentiles(every),
-            "account": percentiles(latencies["account"]), "campaign": percentiles(latencies["campaign"]),
-            "consumed": percentiles(consumed), "timeline": sorted(timeline)}
+    return {
+        "alerts": len(arrivals),
+        "unmatched": unmatched,
+        "all": percentiles(every),
+        "account": percentiles(latencies["account"]),
+        "campaign": percentiles(latencies["campaign"]),
+        "consumed": percentiles(consumed),
+        "timeline": sorted(timeline),
+    }
 
 
 def histogram(samples: dict[str, float], name: str) -> dict[str, float]:
     """A Prometheus histogram's cumulative bucket counts, upper bound → count."""
     prefix = f'{name}_bucket{{le="'
-    return {key[len(prefix):-2]: value for key, value in samples.items() if key.startswith(prefix)}
+    return {key[len(prefix) : -2]: value for key, value in samples.items() if key.startswith(prefix)}
 
 
 def percentiles(values: list[float]) -> dict:

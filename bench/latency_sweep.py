@@ -21,7 +21,8 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 import kafka_figures  # noqa: E402
 import workload  # noqa: E402
-from detector.broker import EmbeddedBroker  # noqa: E402
+
+from detector.sim.broker import EmbeddedBroker  # noqa: E402
 
 
 def seconds(value: float | None) -> str:
@@ -29,17 +30,27 @@ def seconds(value: float | None) -> str:
 
 
 async def sweep(rates: list[float], duration: float, partitions: int, work_dir: Path) -> None:
-    print("rate_sent  alerts  p50_all  p99_all  p50_account  p99_account  p50_campaign  p99_campaign  worker_cpu  drain_s")
+    print(
+        "rate_sent  alerts  p50_all  p99_all  p50_account  p99_account  p50_campaign  p99_campaign  worker_cpu  drain_s"
+    )
     with EmbeddedBroker(log_path=work_dir / "tansu.log") as broker:
         for rate in rates:
             work = workload.build(int(rate * duration) + 1, hours=6.0)
-            result = await kafka_figures.alert_latency(broker.bootstrap, work, rate, partitions=partitions,
-                                                       name=f"sweep-{int(rate)}-{os.getpid()}", work_dir=work_dir)
+            result = await kafka_figures.alert_latency(
+                broker.bootstrap,
+                work,
+                rate,
+                partitions=partitions,
+                name=f"sweep-{int(rate)}-{os.getpid()}",
+                work_dir=work_dir,
+            )
             every, account, campaign = result["all"], result["account"], result["campaign"]
-            print(f"{result['rate_sent']:9,.0f}  {every['n']:6}  {seconds(every['p50']):>7}  {seconds(every['p99']):>7}  "
-                  f"{seconds(account['p50']):>11}  {seconds(account['p99']):>11}  {seconds(campaign['p50']):>12}  "
-                  f"{seconds(campaign['p99']):>12}  {result['worker_cpu_share']:10.0%}  {result['drain_seconds']:7.2f}",
-                  flush=True)
+            print(
+                f"{result['rate_sent']:9,.0f}  {every['n']:6}  {seconds(every['p50']):>7}  {seconds(every['p99']):>7}  "
+                f"{seconds(account['p50']):>11}  {seconds(account['p99']):>11}  {seconds(campaign['p50']):>12}  "
+                f"{seconds(campaign['p99']):>12}  {result['worker_cpu_share']:10.0%}  {result['drain_seconds']:7.2f}",
+                flush=True,
+            )
 
 
 def main() -> None:

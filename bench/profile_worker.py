@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import kafka_figures  # noqa: E402
-import workload  # noqa: E402
+import kafka_figures
+import workload
 
-from detector.broker import EmbeddedBroker  # noqa: E402
+from detector.sim.broker import EmbeddedBroker
 
 STAGES = (  # the first frame found in a sample names its stage
     ("Detector.process", "Detector.process (the core)"),
@@ -67,16 +67,21 @@ async def profile(records: int, batch: int, rate: int, out: Path) -> dict:
 
     async def start_warm_and_attach(*args, **kwargs):
         running, seconds = await start_warm(*args, **kwargs)
-        spy.append(subprocess.Popen([PY_SPY, "record", "-r", str(rate), "-f", "raw", "-o", str(out),
-                                     "--pid", str(running.process.pid)],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        spy.append(
+            subprocess.Popen(
+                [PY_SPY, "record", "-r", str(rate), "-f", "raw", "-o", str(out), "--pid", str(running.process.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         await asyncio.sleep(1.0)
         return running, seconds
 
     kafka_figures.start_warm = start_warm_and_attach
     with EmbeddedBroker(log_path=work_dir / "tansu.log") as broker:
-        measured = await kafka_figures.worker_throughput(broker.bootstrap, work, batch=batch, partitions=4,
-                                                         name="profile", work_dir=work_dir)
+        measured = await kafka_figures.worker_throughput(
+            broker.bootstrap, work, batch=batch, partitions=4, name="profile", work_dir=work_dir
+        )
     for process in spy:
         process.wait(timeout=60)
     return measured
@@ -94,8 +99,10 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     measured = asyncio.run(profile(args.records, args.batch, args.rate, args.output))
     total, by_stage = shares(args.output)
-    print(f"worker: {measured['records']:,} records, {measured['records_per_s']:,.0f} rec/s, "
-          f"{measured['worker_cpu_share']:.0%} of a core; {total:,} samples of its main thread ({args.output})")
+    print(
+        f"worker: {measured['records']:,} records, {measured['records_per_s']:,.0f} rec/s, "
+        f"{measured['worker_cpu_share']:.0%} of a core; {total:,} samples of its main thread ({args.output})"
+    )
     for stage, count in by_stage.most_common():
         print(f"{count / total:7.1%}  {stage}")
     return 0

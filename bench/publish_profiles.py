@@ -2,7 +2,7 @@
 
     python bench/publish_profiles.py [--accounts 100000] [--repeat 3]
 
-Both go through :meth:`detector.handover.AccountHandover.publish` to the embedded broker and wait
+Both go through :meth:`detector.stream.handover.AccountHandover.publish` to the embedded broker and wait
 for the brokers' acknowledgement; A and B alternate. The worker does this every snapshot interval
 for the accounts that changed, on its event loop, between records.
 """
@@ -19,14 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiokafka import AIOKafkaProducer  # noqa: E402
+from aiokafka import AIOKafkaProducer
 
-from detector.app import ProfileSender  # noqa: E402
-from detector.broker import EmbeddedBroker, acreate_topics  # noqa: E402
-from detector.config import Settings  # noqa: E402
-from detector.core import Detector  # noqa: E402
-from detector.handover import AccountHandover  # noqa: E402
-from detector.profile import AccountProfile  # noqa: E402
+from detector.detection.core import Detector
+from detector.detection.profile import AccountProfile
+from detector.sim.broker import EmbeddedBroker, acreate_topics
+from detector.stream.app import ProfileSender
+from detector.stream.config import Settings
+from detector.stream.handover import AccountHandover
 
 PARTITIONS = 4
 

@@ -29,20 +29,21 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 import kafka_figures  # noqa: E402
 import workload  # noqa: E402
-from detector.broker import EmbeddedBroker  # noqa: E402
-from detector.produce import produce_records  # noqa: E402
+
+from detector.sim.broker import EmbeddedBroker  # noqa: E402
+from detector.sim.produce import produce_records  # noqa: E402
 from tests.integration.harness import Topics  # noqa: E402
 
 POLL_SECONDS = 0.25
 
 
-async def drain(bootstrap: str, work: workload.Workload, *, workers: int, partitions: int, batch: int, name: str,
-                work_dir: Path) -> dict:
+async def drain(
+    bootstrap: str, work: workload.Workload, *, workers: int, partitions: int, batch: int, name: str, work_dir: Path
+) -> dict:
     """Records/s of ``workers`` workers of one group, from all of them running to the backlog done."""
     topics = Topics(name, partitions)
     await topics.create(bootstrap)
-    await produce_records((orjson.loads(line) for line in work.lines), bootstrap, topics.input, rate=1e12,
-                          batch=batch)
+    await produce_records((orjson.loads(line) for line in work.lines), bootstrap, topics.input, rate=1e12, batch=batch)
     records = work.records
     running = [kafka_figures.worker(bootstrap, topics, name, work_dir) for _ in range(workers)]
     try:
@@ -65,36 +66,57 @@ async def drain(bootstrap: str, work: workload.Workload, *, workers: int, partit
         for worker in running:
             worker.stop()
     started, done_at_start = window_start
-    return {"workers": workers, "records_per_s": (done - done_at_start) / (now - started),
-            "window_records": done - done_at_start, "window_seconds": now - started,
-            "records_per_worker": seen}
+    return {
+        "workers": workers,
+        "records_per_s": (done - done_at_start) / (now - started),
+        "window_records": done - done_at_start,
+        "window_seconds": now - started,
+        "records_per_worker": seen,
+    }
 
 
 async def compare(records: int, rounds: int, partitions: int, batch: int, work_dir: Path) -> None:
     work = workload.build(records).head(records)
-    print(f"scale-out: {work.records:,} records ({work.mean_bytes:,.0f} B mean), NDJSON {batch} records/msg, "
-          f"{partitions} partitions, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"scale-out: {work.records:,} records ({work.mean_bytes:,.0f} B mean), NDJSON {batch} records/msg, "
+        f"{partitions} partitions, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     rates: dict[int, list[float]] = {1: [], 2: []}
     busiest_shares = []
     with EmbeddedBroker(log_path=work_dir / "tansu.log") as broker:
         for round_number in range(rounds):
             for workers in (1, 2):
-                result = await drain(broker.bootstrap, work, workers=workers, partitions=partitions, batch=batch,
-                                     name=f"scale-{workers}-{round_number}-{os.getpid()}", work_dir=work_dir)
+                result = await drain(
+                    broker.bootstrap,
+                    work,
+                    workers=workers,
+                    partitions=partitions,
+                    batch=batch,
+                    name=f"scale-{workers}-{round_number}-{os.getpid()}",
+                    work_dir=work_dir,
+                )
                 rates[workers].append(result["records_per_s"])
                 if workers > 1:
                     busiest_shares.append(max(result["records_per_worker"]) / sum(result["records_per_worker"]))
                 split = " / ".join(f"{seen:,.0f}" for seen in result["records_per_worker"])
-                print(f"round {round_number + 1}: {workers} worker(s) {result['records_per_s']:9,.0f} records/s "
-                      f"({result['window_records']:,.0f} records in {result['window_seconds']:.1f} s; "
-                      f"per worker {split})", flush=True)
+                print(
+                    f"round {round_number + 1}: {workers} worker(s) {result['records_per_s']:9,.0f} records/s "
+                    f"({result['window_records']:,.0f} records in {result['window_seconds']:.1f} s; "
+                    f"per worker {split})",
+                    flush=True,
+                )
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
-    pairs = [b / a for a, b in zip(rates[1], rates[2])]
-    print(f"medians: 1 worker {one:,.0f} records/s, 2 workers {two:,.0f} records/s: {two / one:.2f} x "
-          f"(pairwise {min(pairs):.2f}-{max(pairs):.2f} x); load average {os.getloadavg()[0]:.2f}")
+    pairs = [b / a for a, b in zip(rates[1], rates[2], strict=True)]
+    print(
+        f"medians: 1 worker {one:,.0f} records/s, 2 workers {two:,.0f} records/s: {two / one:.2f} x "
+        f"(pairwise {min(pairs):.2f}-{max(pairs):.2f} x); load average {os.getloadavg()[0]:.2f}"
+    )
     busiest = statistics.median(busiest_shares)
-    print(f"the busier of two workers had {busiest:.0%} of the records (accounts by partition): "
-          f"{1 / busiest:.2f} x is the most two workers could do with this split")
+    print(
+        f"the busier of two workers had {busiest:.0%} of the records (accounts by partition): "
+        f"{1 / busiest:.2f} x is the most two workers could do with this split"
+    )
 
 
 def main() -> None:

@@ -27,13 +27,13 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workload import scenario_for  # noqa: E402
+from workload import scenario_for
 
-from detector import state  # noqa: E402
-from detector.core import Detector  # noqa: E402
-from detector.profile import AccountProfile  # noqa: E402
-from detector.records import decode_request  # noqa: E402
-from detector.simulate import generate  # noqa: E402
+from detector.detection.core import Detector
+from detector.detection.profile import AccountProfile
+from detector.detection.records import decode_request
+from detector.sim.simulate import generate
+from detector.stream import state
 
 RECORDS_PER_CLONE = 2
 _encode = msgspec.msgpack.Encoder().encode
@@ -183,8 +183,9 @@ def main() -> None:
     parser.add_argument("--sample-accounts", type=int, default=20_000, help="restored: fed profiles to clone")
     parser.add_argument("--snapshot-out", type=Path, help="fed: save the detector's state snapshot here, timed")
     args = parser.parse_args()
-    result = fed(args.accounts, args.snapshot_out) if args.mode == "fed" else restored(args.accounts,
-                                                                                     args.sample_accounts)
+    result = (
+        fed(args.accounts, args.snapshot_out) if args.mode == "fed" else restored(args.accounts, args.sample_accounts)
+    )
     sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
 
 

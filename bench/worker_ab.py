@@ -23,29 +23,41 @@ sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
 import kafka_figures  # noqa: E402
 import workload  # noqa: E402
-from detector.broker import EmbeddedBroker  # noqa: E402
+
+from detector.sim.broker import EmbeddedBroker  # noqa: E402
 
 
 async def compare(trees: list[Path], records: int, batch: int, pairs: int, partitions: int) -> None:
     work = workload.build(records + 1)
     runs: dict[Path, list[float]] = {tree: [] for tree in trees}
-    with tempfile.TemporaryDirectory(prefix="detector-ab-") as folder, \
-            EmbeddedBroker(log_path=Path(folder) / "tansu.log") as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="detector-ab-") as folder,
+        EmbeddedBroker(log_path=Path(folder) / "tansu.log") as broker,
+    ):
         os.chdir(folder)  # `python -m` puts the working directory before PYTHONPATH
         for pair in range(pairs):
             for side, tree in enumerate(trees):
                 os.environ["PYTHONPATH"] = str(tree)
                 result = await kafka_figures.worker_throughput(
-                    broker.bootstrap, work, batch=batch, partitions=partitions, name=f"ab{side}-{pair}",
-                    work_dir=Path(folder))
+                    broker.bootstrap,
+                    work,
+                    batch=batch,
+                    partitions=partitions,
+                    name=f"ab{side}-{pair}",
+                    work_dir=Path(folder),
+                )
                 runs[tree].append(result["records_per_s"])
-                print(f"{tree}  {result['records_per_s']:9,.0f} records/s  worker CPU "
-                      f"{result['worker_cpu_share']:.0%}", flush=True)
+                print(
+                    f"{tree}  {result['records_per_s']:9,.0f} records/s  worker CPU {result['worker_cpu_share']:.0%}",
+                    flush=True,
+                )
     first = statistics.median(runs[trees[0]])
     for tree, values in runs.items():
         median = statistics.median(values)
-        print(f"{tree}: median {median:,.0f} records/s ({median / first:.2f}x)  runs "
-              + ", ".join(f"{value:,.0f}" for value in values))
+        print(
+            f"{tree}: median {median:,.0f} records/s ({median / first:.2f}x)  runs "
+            + ", ".join(f"{value:,.0f}" for value in values)
+        )
 
 
 def main() -> None:
@@ -56,8 +68,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
-    asyncio.run(compare([tree.resolve() for tree in args.trees], args.records, args.batch, args.pairs,
-                        args.partitions))
+    asyncio.run(compare([tree.resolve() for tree in args.trees], args.records, args.batch, args.pairs, args.partitions))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from detector.simulate import Scenario, generate
+from detector.sim.simulate import Scenario, generate
 
 RECORDS_PER_HOUR = 12_000
 """About how many records an event-time hour of ``Scenario()`` holds (586k records in 48 h)."""
@@ -53,14 +53,15 @@ class Workload:
         return sum(map(len, self.lines)) / max(1, len(self.lines))
 
     def head(self, records: int) -> Workload:
-        return Workload(self.lines[:records], self.accounts[:records], self.timestamps_ms[:records],
-                        self.scenario, self.seconds)
+        return Workload(
+            self.lines[:records], self.accounts[:records], self.timestamps_ms[:records], self.scenario, self.seconds
+        )
 
     def write(self, path: Path) -> Path:
         """As a JSON-lines file, the input of ``detector replay``."""
         with open(path, "wb") as out:
             for start in range(0, len(self.lines), 20_000):
-                out.write(b"\n".join(self.lines[start:start + 20_000]) + b"\n")
+                out.write(b"\n".join(self.lines[start : start + 20_000]) + b"\n")
         return path
 
 

@@ -9,33 +9,40 @@ from detector.errors import DetectorError
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from detector.config import Settings
-    from detector.worker import run_worker
+    from detector.stream.config import Settings
+    from detector.stream.worker import run_worker
 
     run_worker(Settings.from_env())
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from detector.config import Settings
-    from detector.core import Detector
+    from detector.detection.core import Detector
     from detector.replay import replay_file
+    from detector.stream.config import Settings
 
     settings = Settings.from_env()
-    summary = replay_file(Detector(settings.policy()), args.input, args.output, args.dlq, args.members,
-                          alert_source=settings.alert_source, runbook_url=settings.runbook_url)
+    summary = replay_file(
+        Detector(settings.policy()),
+        args.input,
+        args.output,
+        args.dlq,
+        args.members,
+        alert_source=settings.alert_source,
+        runbook_url=settings.runbook_url,
+    )
     print(summary.line(), file=sys.stderr)
     return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from detector.simulate import Scenario, write
+    from detector.sim.simulate import Scenario, write
 
     scenario = Scenario.demo(seed=args.seed) if args.demo_scale else Scenario(seed=args.seed)
     if args.hours is not None or args.scale != 1.0:
         scenario = scenario.scaled(args.scale, hours=args.hours)
     if args.produce:
-        from detector.produce import produce_scenario
+        from detector.sim.produce import produce_scenario
 
         produce_scenario(scenario, args.produce, args.topic, rate=args.rate, batch=args.batch)
         return 0
@@ -53,14 +60,14 @@ def _labels_path(records_path: str) -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from detector.demo import run_demo
+    from detector.sim.demo import run_demo
 
     return run_demo(duration=args.duration, seed=args.seed, rate=args.rate)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from detector.config import Settings
-    from detector.evaluate import evaluate_files
+    from detector.sim.evaluate import evaluate_files
+    from detector.stream.config import Settings
 
     report = evaluate_files(args.records, args.labels, args.report, policy=Settings.from_env().policy())
     print(report.text())
@@ -69,7 +76,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``detector`` argument parser (its help is the CLI reference in the README)."""
-    parser = argparse.ArgumentParser(prog="detector", description="Detect LLM distillation campaigns in API request logs.")
+    parser = argparse.ArgumentParser(
+        prog="detector", description="Detect LLM distillation campaigns in API request logs."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     worker = commands.add_parser("worker", help="run the Faust worker (settings from DETECTOR_* variables)")

@@ -4,7 +4,7 @@ Each line is decoded like a Kafka message: one record, or a JSON array of record
 envelope); a bad record inside an array is rejected alone, its index in the dead letter.
 
 What teams run first, on their own historical logs, before going live: the same
-:class:`~detector.core.Detector` as the worker, so the same records give the same alerts.
+:class:`~detector.detection.core.Detector` as the worker, so the same records give the same alerts.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import BinaryIO
 
 import orjson
 
-from detector.alerting import rfc3339
-from detector.core import Detector
-from detector.records import decode_envelope, rejection_to_dlq
+from detector.detection.alerting import rfc3339
+from detector.detection.core import Detector
+from detector.detection.records import decode_envelope, rejection_to_dlq
 
 
 @dataclass
@@ -42,10 +42,12 @@ class ReplaySummary:
     def line(self) -> str:
         rate = self.lines / self.seconds if self.seconds else 0.0
         reasons = ", ".join(f"{reason} {count}" for reason, count in self.rejected.most_common()) or "none"
-        return (f"replay: {self.lines:,} lines, {self.accepted:,} records accepted, "
-                f"{sum(self.rejected.values()):,} rejected "
-                f"({reasons}); {self.alerts['firing']:,} firing and {self.alerts['resolved']:,} resolved alerts "
-                f"on {len(self.alerted_accounts):,} accounts; {self.seconds:.1f} s ({rate:,.0f} lines/s)")
+        return (
+            f"replay: {self.lines:,} lines, {self.accepted:,} records accepted, "
+            f"{sum(self.rejected.values()):,} rejected "
+            f"({reasons}); {self.alerts['firing']:,} firing and {self.alerts['resolved']:,} resolved alerts "
+            f"on {len(self.alerted_accounts):,} accounts; {self.seconds:.1f} s ({rate:,.0f} lines/s)"
+        )
 
 
 def open_input(path: str, stack: ExitStack) -> BinaryIO:
@@ -66,9 +68,18 @@ def open_output(path: str | None, stack: ExitStack) -> BinaryIO:
     return stack.enter_context(open(path, "wb"))
 
 
-def replay(detector: Detector, source: BinaryIO, alerts_out: BinaryIO, dlq_out: BinaryIO | None = None,
-           members_out: BinaryIO | None = None, *, source_name: str = "-", progress: bool = False,
-           alert_source: str = "urn:distillation-detector", runbook_url: str | None = None) -> ReplaySummary:
+def replay(
+    detector: Detector,
+    source: BinaryIO,
+    alerts_out: BinaryIO,
+    dlq_out: BinaryIO | None = None,
+    members_out: BinaryIO | None = None,
+    *,
+    source_name: str = "-",
+    progress: bool = False,
+    alert_source: str = "urn:distillation-detector",
+    runbook_url: str | None = None,
+) -> ReplaySummary:
     """Run ``detector`` over every line of ``source``; alerts as JSON lines to ``alerts_out``."""
     summary = ReplaySummary()
     started = time.perf_counter()
@@ -97,8 +108,16 @@ def replay(detector: Detector, source: BinaryIO, alerts_out: BinaryIO, dlq_out: 
         if detector.membership_updates:
             if members_out is not None:
                 for update in detector.membership_updates:
-                    members_out.write(orjson.dumps({"account_id": update.account_id, "campaign_id": update.campaign_id,
-                                                    "since": rfc3339(update.since)}) + b"\n")
+                    members_out.write(
+                        orjson.dumps(
+                            {
+                                "account_id": update.account_id,
+                                "campaign_id": update.campaign_id,
+                                "since": rfc3339(update.since),
+                            }
+                        )
+                        + b"\n"
+                    )
             detector.membership_updates.clear()
     summary.lines, summary.accepted = lines, accepted
     if bar is not None:
@@ -114,15 +133,29 @@ def _progress_bar():
     return tqdm(unit=" lines", unit_scale=True, desc="replay", file=sys.stderr, mininterval=0.5)
 
 
-def replay_file(detector: Detector, input_path: str, output: str | None = None, dlq: str | None = None,
-                members: str | None = None, **kwargs) -> ReplaySummary:
+def replay_file(
+    detector: Detector,
+    input_path: str,
+    output: str | None = None,
+    dlq: str | None = None,
+    members: str | None = None,
+    **kwargs,
+) -> ReplaySummary:
     """:func:`replay` with paths; a progress bar on stderr when it is a terminal."""
     with ExitStack() as stack:
         source = open_input(input_path, stack)
         alerts_out = open_output(output, stack)
         dlq_out = open_output(dlq, stack) if dlq else None
         members_out = open_output(members, stack) if members else None
-        summary = replay(detector, source, alerts_out, dlq_out, members_out, source_name=input_path,
-                         progress=sys.stderr.isatty(), **kwargs)
+        summary = replay(
+            detector,
+            source,
+            alerts_out,
+            dlq_out,
+            members_out,
+            source_name=input_path,
+            progress=sys.stderr.isatty(),
+            **kwargs,
+        )
         alerts_out.flush()
     return summary

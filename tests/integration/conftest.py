@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from detector.broker import EmbeddedBroker
+from detector.sim.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="session")

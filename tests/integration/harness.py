@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from detector.broker import acreate_topics, free_loopback_port
+from detector.sim.broker import acreate_topics, free_loopback_port
 
 
 def free_port() -> int:
@@ -27,7 +27,7 @@ class ChildProcess:
     def __init__(self, command: list[str], log_path: Path, stop_timeout: float = 30.0, **popen):
         self.log_path = log_path
         self.stop_timeout = stop_timeout
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 (closed by stop())
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, **popen)
 
     def log_tail(self, lines: int = 40) -> str:
@@ -57,35 +57,40 @@ class Topics:
         self.partitions = partitions
 
     async def create(self, bootstrap: str) -> None:
-        await acreate_topics(bootstrap, {self.input: self.partitions, self.alerts: self.partitions,
-                                         self.dlq: self.partitions})
+        await acreate_topics(
+            bootstrap, {self.input: self.partitions, self.alerts: self.partitions, self.dlq: self.partitions}
+        )
 
 
 class Worker(ChildProcess):
     """``python -m detector.cli worker`` as a child process, configured like production."""
 
-    def __init__(self, bootstrap: str, topics: Topics, app_id: str, log_dir: Path, data_dir: Path | None = None,
-                 **settings: str):
+    def __init__(
+        self, bootstrap: str, topics: Topics, app_id: str, log_dir: Path, data_dir: Path | None = None, **settings: str
+    ):
         self.metrics_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DETECTOR_")}
-        env.update({
-            "DETECTOR_BROKER_URL": f"kafka://{bootstrap}",
-            "DETECTOR_APP_ID": app_id,
-            "DETECTOR_INPUT_TOPIC": topics.input,
-            "DETECTOR_ALERTS_TOPIC": topics.alerts,
-            "DETECTOR_DLQ_TOPIC": topics.dlq,
-            "DETECTOR_PARTITIONS": str(topics.partitions),
-            "DETECTOR_METRICS_PORT": str(self.metrics_port),
-            "DETECTOR_METRICS_HOST": "127.0.0.1",
-            "DETECTOR_SESSION_TIMEOUT_S": "3",
-            "DETECTOR_DATA_DIR": str(data_dir or log_dir / f"data-{app_id}-{self.metrics_port}"),
-            "DETECTOR_LOG_LEVEL": "info",
-            # every campaign update at once, as replay sends them, unless a test sets a pace
-            "DETECTOR_CAMPAIGN_UPDATE_INTERVAL_S": "0",
-        })
+        env.update(
+            {
+                "DETECTOR_BROKER_URL": f"kafka://{bootstrap}",
+                "DETECTOR_APP_ID": app_id,
+                "DETECTOR_INPUT_TOPIC": topics.input,
+                "DETECTOR_ALERTS_TOPIC": topics.alerts,
+                "DETECTOR_DLQ_TOPIC": topics.dlq,
+                "DETECTOR_PARTITIONS": str(topics.partitions),
+                "DETECTOR_METRICS_PORT": str(self.metrics_port),
+                "DETECTOR_METRICS_HOST": "127.0.0.1",
+                "DETECTOR_SESSION_TIMEOUT_S": "3",
+                "DETECTOR_DATA_DIR": str(data_dir or log_dir / f"data-{app_id}-{self.metrics_port}"),
+                "DETECTOR_LOG_LEVEL": "info",
+                # every campaign update at once, as replay sends them, unless a test sets a pace
+                "DETECTOR_CAMPAIGN_UPDATE_INTERVAL_S": "0",
+            }
+        )
         env.update({f"DETECTOR_{k.upper()}": str(v) for k, v in settings.items()})
-        super().__init__([sys.executable, "-m", "detector.cli", "worker"],
-                         log_dir / f"{app_id}-{self.metrics_port}.log", env=env)
+        super().__init__(
+            [sys.executable, "-m", "detector.cli", "worker"], log_dir / f"{app_id}-{self.metrics_port}.log", env=env
+        )
 
     def metrics(self) -> dict[str, float]:
         """The worker's Prometheus samples, name{labels} → value (empty while it starts)."""
@@ -140,8 +145,9 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
 
 async def read_all(bootstrap: str, topic: str, settle: float = 5.0, timeout: float = 60.0) -> list[dict]:
     """Every message on ``topic``, decoded; stops once nothing new arrived for ``settle`` seconds."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     out: list[dict] = []
     try:
@@ -151,17 +157,33 @@ async def read_all(bootstrap: str, topic: str, settle: float = 5.0, timeout: flo
             batches = await consumer.getmany(timeout_ms=300)
             for messages in batches.values():
                 for message in messages:
-                    out.append({"key": message.key, "partition": message.partition, "offset": message.offset,
-                                "timestamp": message.timestamp / 1000.0, "value": orjson.loads(message.value)})
+                    out.append(
+                        {
+                            "key": message.key,
+                            "partition": message.partition,
+                            "offset": message.offset,
+                            "timestamp": message.timestamp / 1000.0,
+                            "value": orjson.loads(message.value),
+                        }
+                    )
                     quiet_since = time.monotonic()
     finally:
         await consumer.stop()
     return out
 
 
-def run_workers(bootstrap: str, topics: Topics, app_id: str, log_dir: Path, messages: list[tuple[bytes | None, bytes]],
-                expected_records: int, *, workers: int = 1, read: dict[str, float], **settings: str
-                ) -> dict[str, list[dict]]:
+def run_workers(
+    bootstrap: str,
+    topics: Topics,
+    app_id: str,
+    log_dir: Path,
+    messages: list[tuple[bytes | None, bytes]],
+    expected_records: int,
+    *,
+    workers: int = 1,
+    read: dict[str, float],
+    **settings: str,
+) -> dict[str, list[dict]]:
     """Start ``workers`` workers, feed ``messages``, wait until all records are counted, then read
     each topic in ``read`` (topic → seconds of quiet that end the read). Workers are always stopped."""
 

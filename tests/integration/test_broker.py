@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from detector.broker import BrokerError, EmbeddedBroker, acreate_topics, create_topics
+from detector.sim.broker import BrokerError, EmbeddedBroker, acreate_topics, create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -43,8 +43,9 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
 
 async def consume(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> list[tuple[bytes, bytes]]:
     """The first ``count`` (key, value) pairs on ``topic`` from its beginning, or fewer at timeout."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=100
+    )
     await consumer.start()
     received: list[tuple[bytes, bytes]] = []
     try:
@@ -83,13 +84,15 @@ def test_created_topics_have_their_partitions_and_policies_and_creating_again_is
         try:
             await consumer.topics()
             partitions = {name: consumer.partitions_for_topic(name) for name in wanted}
-            response = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
+            response = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
         finally:
             await consumer.stop()
             await admin.close()
-        policies = {resource[3]: dict((entry[0], entry[1]) for entry in resource[4]).get("cleanup.policy")
-                    for answer in response for resource in answer.resources}
+        policies = {
+            resource[3]: dict((entry[0], entry[1]) for entry in resource[4]).get("cleanup.policy")
+            for answer in response
+            for resource in answer.resources
+        }
         return partitions, policies
 
     partitions, policies = asyncio.run(describe())
@@ -215,8 +218,9 @@ def test_a_faust_worker_forwards_every_message_and_commits_them_when_stopped(bro
         try:
             partitions = [TopicPartition(source, p) for p in (0, 1)]
             ends = await consumer.end_offsets(partitions)
-            return {tp.partition: await consumer.committed(tp) for tp in partitions}, \
-                   {tp.partition: offset for tp, offset in ends.items()}
+            return {tp.partition: await consumer.committed(tp) for tp in partitions}, {
+                tp.partition: offset for tp, offset in ends.items()
+            }
         finally:
             await consumer.stop()
 

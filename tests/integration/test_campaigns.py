@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from detector.alerting import CAMPAIGN_ALERT_TYPE
-from detector.core import Detector
-from detector.produce import partition_of
-from detector.records import decode_request
-from detector.simulate import Scenario, generate, labels
+from detector.detection.alerting import CAMPAIGN_ALERT_TYPE
+from detector.detection.core import Detector
+from detector.detection.records import decode_request
+from detector.sim.produce import partition_of
+from detector.sim.simulate import Scenario, generate, labels
 from tests.integration.harness import Topics, run_workers
 
 pytestmark = pytest.mark.integration
@@ -38,8 +38,10 @@ def replay_campaign(records: list[dict]) -> tuple[set[str], int]:
     detector = Detector()
     updates = 0
     for record in records:
-        updates += sum(alert.type == CAMPAIGN_ALERT_TYPE and alert.status == "firing"
-                       for alert in detector.process(decode_request(orjson.dumps(record))))
+        updates += sum(
+            alert.type == CAMPAIGN_ALERT_TYPE and alert.status == "firing"
+            for alert in detector.process(decode_request(orjson.dumps(record)))
+        )
     return set(detector.campaign_of), updates
 
 
@@ -48,9 +50,18 @@ def run(broker, tmp_path, name: str, workers: int, records: list[dict]):
     topics = Topics(name, PARTITIONS)
     membership = f"{name}.members"
     messages = [(r["account_id"].encode(), orjson.dumps(r)) for r in records]
-    out = run_workers(broker.bootstrap, topics, f"{name}-app", tmp_path, messages, len(records), workers=workers,
-                      read={topics.alerts: 8.0, membership: 2.0}, membership_topic=membership,
-                      campaign_update_interval_s=str(PACE))
+    out = run_workers(
+        broker.bootstrap,
+        topics,
+        f"{name}-app",
+        tmp_path,
+        messages,
+        len(records),
+        workers=workers,
+        read={topics.alerts: 8.0, membership: 2.0},
+        membership_topic=membership,
+        campaign_update_interval_s=str(PACE),
+    )
     return out[topics.alerts], out[membership]
 
 
@@ -70,9 +81,12 @@ def test_one_and_two_workers_find_the_same_campaign_as_replay(broker, tmp_path, 
         listed = set(campaign_alerts[-1]["data"]["account_ids"])
         outcomes[workers] = (final_members(members), listed)
         # on-call gets one update per PACE at most, and fewer than replay's burst (the newest wins)
-        sent_at = [m["timestamp"] for m in alerts
-                   if m["value"]["type"] == CAMPAIGN_ALERT_TYPE and m["value"]["data"]["status"] == "firing"]
-        gaps = [later - earlier for earlier, later in zip(sent_at, sent_at[1:])]
+        sent_at = [
+            m["timestamp"]
+            for m in alerts
+            if m["value"]["type"] == CAMPAIGN_ALERT_TYPE and m["value"]["data"]["status"] == "firing"
+        ]
+        gaps = [later - earlier for earlier, later in zip(sent_at, sent_at[1:], strict=False)]
         assert all(gap >= PACE - 0.1 for gap in gaps), gaps
         assert 1 <= len(sent_at) < replay_updates
 

@@ -17,7 +17,7 @@ import orjson
 import pytest
 import yaml
 
-from detector.simulate import Scenario, generate
+from detector.sim.simulate import Scenario, generate
 from tests.integration.harness import ChildProcess, Topics, Worker, free_port, produce, wait_for_records
 
 pytestmark = pytest.mark.integration
@@ -27,10 +27,16 @@ JOB = "distillation-detector"
 """The job name the alert rules select on."""
 MALFORMED = [
     (b"bad-json", b"{not json"),
-    (b"bad-missing", b'{"event_id": "m1", "account_id": "acct_x", "model": "m", "input_tokens": 1,'
-                     b' "output_tokens": 1, "status_code": 200}'),
-    (b"bad-range", b'{"event_id": "r1", "timestamp": 1772409600, "account_id": "acct_x", "model": "m",'
-                   b' "input_tokens": -5, "output_tokens": 1, "status_code": 200}'),
+    (
+        b"bad-missing",
+        b'{"event_id": "m1", "account_id": "acct_x", "model": "m", "input_tokens": 1,'
+        b' "output_tokens": 1, "status_code": 200}',
+    ),
+    (
+        b"bad-range",
+        b'{"event_id": "r1", "timestamp": 1772409600, "account_id": "acct_x", "model": "m",'
+        b' "input_tokens": -5, "output_tokens": 1, "status_code": 200}',
+    ),
 ]
 """One record each rejected as invalid_json, missing_field (timestamp) and out_of_range."""
 
@@ -48,9 +54,18 @@ class Prometheus(ChildProcess):
         }
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        super().__init__([binary, f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'data'}",
-                          f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
-                         workdir / "prometheus.log", stop_timeout=20.0, cwd=workdir)
+        super().__init__(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--log.level=warn",
+            ],
+            workdir / "prometheus.log",
+            stop_timeout=20.0,
+            cwd=workdir,
+        )
 
     def get(self, path: str, **params: str) -> dict:
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -84,7 +99,6 @@ class Prometheus(ChildProcess):
         return float(result[0]["value"][1]) if result else None
 
 
-
 def wait_until(read, expected, timeout: float, what: str):
     """Poll ``read()`` until it returns ``expected``; fail with the last value after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -111,8 +125,9 @@ def prometheus_binary() -> str:
     return binary
 
 
-def test_prometheus_scraping_a_worker_counts_every_record_and_runs_every_rule(broker, unique_name, tmp_path,
-                                                                             prometheus_binary):
+def test_prometheus_scraping_a_worker_counts_every_record_and_runs_every_rule(
+    broker, unique_name, tmp_path, prometheus_binary
+):
     """200 valid and 3 malformed records: Prometheus shows 200 accepted and 3 rejected, one per
     reason; the alert rules evaluate without error and the dashboard's queries all run."""
     valid = list(itertools.islice(generate(Scenario.demo(seed=5)), 200))
@@ -131,17 +146,32 @@ def test_prometheus_scraping_a_worker_counts_every_record_and_runs_every_rule(br
     try:
         prometheus.wait_ready()
         # a first scrape before the records arrive, so rates over the window see them arrive
-        wait_until(lambda: prometheus.value(f'detector_records_accepted_total{{job="{JOB}"}}'), 0.0, 20,
-                   "a first scrape of the idle worker")
+        wait_until(
+            lambda: prometheus.value(f'detector_records_accepted_total{{job="{JOB}"}}'),
+            0.0,
+            20,
+            "a first scrape of the idle worker",
+        )
         asyncio.run(feed(worker))
 
-        wait_until(lambda: prometheus.value(f'detector_records_accepted_total{{job="{JOB}"}}'), 200.0, 15,
-                   "detector_records_accepted_total")
-        wait_until(lambda: prometheus.value(f'sum(detector_records_rejected_total{{job="{JOB}"}})'), 3.0, 15,
-                   "sum(detector_records_rejected_total)")
+        wait_until(
+            lambda: prometheus.value(f'detector_records_accepted_total{{job="{JOB}"}}'),
+            200.0,
+            15,
+            "detector_records_accepted_total",
+        )
+        wait_until(
+            lambda: prometheus.value(f'sum(detector_records_rejected_total{{job="{JOB}"}})'),
+            3.0,
+            15,
+            "sum(detector_records_rejected_total)",
+        )
         by_reason = prometheus.get("/api/v1/query", query="sum by (reason) (detector_records_rejected_total) > 0")
         assert {r["metric"]["reason"]: float(r["value"][1]) for r in by_reason["data"]["result"]} == {
-            "invalid_json": 1.0, "missing_field": 1.0, "out_of_range": 1.0}
+            "invalid_json": 1.0,
+            "missing_field": 1.0,
+            "out_of_range": 1.0,
+        }
         assert prometheus.value(f'detector_messages_total{{job="{JOB}"}}') == float(len(messages))
         assert prometheus.value(f'up{{job="{JOB}"}}') == 1.0
 

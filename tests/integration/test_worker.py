@@ -8,10 +8,10 @@ import base64
 import orjson
 import pytest
 
-from detector.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE
-from detector.core import Detector
-from detector.records import decode_request
-from detector.simulate import Scenario, generate, labels
+from detector.detection.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE
+from detector.detection.core import Detector
+from detector.detection.records import decode_request
+from detector.sim.simulate import Scenario, generate, labels
 from tests.integration.harness import Topics, Worker, produce, run_workers, wait_for_records
 
 pytestmark = pytest.mark.integration
@@ -20,8 +20,11 @@ CANARY = "CANARY-PROMPT-TEXT-7731"
 MALFORMED = [
     (b"bad-0", b"not json at all " + CANARY.encode()),
     (b"bad-1", b'{"event_id": "x", "account_id": "acct_bad", "prompt_text": "' + CANARY.encode() + b'"}'),
-    (b"bad-2", b'{"event_id": "y", "timestamp": "2026-03-02T00:00:00", "account_id": "a", "model": "m",'
-               b' "input_tokens": 1, "output_tokens": 1, "status_code": 200}'),
+    (
+        b"bad-2",
+        b'{"event_id": "y", "timestamp": "2026-03-02T00:00:00", "account_id": "a", "model": "m",'
+        b' "input_tokens": 1, "output_tokens": 1, "status_code": 200}',
+    ),
 ]
 
 
@@ -45,27 +48,39 @@ def replay_events(records: list[dict]) -> tuple[list[dict], set[str]]:
 
 
 def alerted(events: list[dict]) -> set[str]:
-    return {account for event in events if event["data"]["status"] == "firing"
-            for account in event["data"]["account_ids"]}
+    return {
+        account for event in events if event["data"]["status"] == "firing" for account in event["data"]["account_ids"]
+    }
 
 
 def campaign_events(events: list[dict]) -> list[tuple]:
-    return [(e["id"], e["data"]["status"], e["data"]["account_count"]) for e in events
-            if e["type"] == CAMPAIGN_ALERT_TYPE]
+    return [
+        (e["id"], e["data"]["status"], e["data"]["account_count"]) for e in events if e["type"] == CAMPAIGN_ALERT_TYPE
+    ]
 
 
 def account_events(events: list[dict], campaign_members: set[str]) -> list[tuple]:
     """Account alerts of accounts outside campaigns. A member's own alert depends on when its
     membership reaches the worker (a separate stage): it may open before, replay's never does."""
-    return [(e["id"], e["data"]["status"], e["data"]["severity"]) for e in events
-            if e["type"] == ACCOUNT_ALERT_TYPE and e["subject"] not in campaign_members]
+    return [
+        (e["id"], e["data"]["status"], e["data"]["severity"])
+        for e in events
+        if e["type"] == ACCOUNT_ALERT_TYPE and e["subject"] not in campaign_members
+    ]
 
 
 def run_worker(broker, tmp_path, name: str, partitions: int, messages, expected_records: int):
     """The alerts and dead letters of one worker fed ``messages``."""
     topics = Topics(name, partitions)
-    out = run_workers(broker.bootstrap, topics, f"{name}-app", tmp_path, messages, expected_records,
-                      read={topics.alerts: 5.0, topics.dlq: 1.0})
+    out = run_workers(
+        broker.bootstrap,
+        topics,
+        f"{name}-app",
+        tmp_path,
+        messages,
+        expected_records,
+        read={topics.alerts: 5.0, topics.dlq: 1.0},
+    )
     return out[topics.alerts], out[topics.dlq]
 
 
@@ -89,9 +104,12 @@ def test_one_partition_worker_alerts_what_replay_alerts(broker, tmp_path, traffi
     reasons = {m["value"]["source"]["offset"]: m["value"]["reason"] for m in dead_letters}
     assert reasons == {0: "invalid_json", 1: "missing_field", 2: "invalid_timestamp"}
     assert all(m["value"]["source"]["topic"] == "one-partition.requests" for m in dead_letters)
-    leaked = [m for m in alerts + dead_letters
-              if CANARY.encode() in orjson.dumps(m["value"]) or
-              CANARY.encode() in base64.b64decode(m["value"].get("original_b64", ""))]
+    leaked = [
+        m
+        for m in alerts + dead_letters
+        if CANARY.encode() in orjson.dumps(m["value"])
+        or CANARY.encode() in base64.b64decode(m["value"].get("original_b64", ""))
+    ]
     assert not leaked, "prompt text left the worker"
 
 
@@ -106,16 +124,22 @@ def test_four_partitions_alert_the_same_accounts_as_replay(broker, tmp_path, tra
     expected, members = replay_events(records)
     own = lambda evs: alerted([e for e in evs if e["type"] == ACCOUNT_ALERT_TYPE]) - members  # noqa: E731
     assert own(events) == own(expected) != set()
-    assert len({e["data"]["dedup_key"] for e in events if e["type"] == CAMPAIGN_ALERT_TYPE}) == \
-           len({e["data"]["dedup_key"] for e in expected if e["type"] == CAMPAIGN_ALERT_TYPE}) == 1
+    assert (
+        len({e["data"]["dedup_key"] for e in events if e["type"] == CAMPAIGN_ALERT_TYPE})
+        == len({e["data"]["dedup_key"] for e in expected if e["type"] == CAMPAIGN_ALERT_TYPE})
+        == 1
+    )
 
 
 def test_batched_envelope_keeps_valid_records_around_a_bad_one(broker, tmp_path, traffic):
     """An NDJSON envelope with a bad line in the middle: the others are processed, the bad one dead-lettered."""
     records, _ = traffic
     lines = [orjson.dumps(r) for r in records[:50]]
-    lines.insert(20, b'{"event_id": "broken", "timestamp": 1772409600, "account_id": "a", "model": "m",'
-                     b' "input_tokens": -1, "output_tokens": 1, "status_code": 200}')
+    lines.insert(
+        20,
+        b'{"event_id": "broken", "timestamp": 1772409600, "account_id": "a", "model": "m",'
+        b' "input_tokens": -1, "output_tokens": 1, "status_code": 200}',
+    )
     messages = [(None, b"\n".join(lines))]
     _, dead_letters = run_worker(broker, tmp_path, "envelope", 1, messages, 51)
     assert [(m["value"]["reason"], m["value"]["index"]) for m in dead_letters] == [("out_of_range", 20)]
@@ -131,7 +155,9 @@ def test_a_restarted_worker_resumes_with_its_account_baselines(broker, tmp_path,
         await topics.create(broker.bootstrap)
         first = Worker(broker.bootstrap, topics, "restart-app", tmp_path, data_dir=data_dir)
         try:
-            await produce(broker.bootstrap, topics.input, [(r["account_id"].encode(), orjson.dumps(r)) for r in records])
+            await produce(
+                broker.bootstrap, topics.input, [(r["account_id"].encode(), orjson.dumps(r)) for r in records]
+            )
             await wait_for_records([first], len(records))
             await asyncio.sleep(6)  # the gauges refresh every 5 s
             tracked_before = first.gauge("detector_accounts_tracked")
@@ -168,18 +194,25 @@ def test_accounts_move_with_their_partitions_to_a_worker_that_joins_and_then_tak
         first = Worker(broker.bootstrap, topics, "handover-app", tmp_path, data_dir=tmp_path / "first-data")
         second = None
         try:
-            await produce(broker.bootstrap, topics.input, [(r["account_id"].encode(), orjson.dumps(r)) for r in records])
+            await produce(
+                broker.bootstrap, topics.input, [(r["account_id"].encode(), orjson.dumps(r)) for r in records]
+            )
             await wait_for_records([first], len(records))
             second = Worker(broker.bootstrap, topics, "handover-app", tmp_path, data_dir=tmp_path / "second-data")
             shared = await wait_for_gauge(second, "detector_accounts_adopted_total", lambda value: value > 0)
         finally:
             first.stop()
         try:
-            taken_over = await wait_for_gauge(second, "detector_accounts_adopted_total",
-                                              lambda value: value >= len(accounts))
+            taken_over = await wait_for_gauge(
+                second, "detector_accounts_adopted_total", lambda value: value >= len(accounts)
+            )
             await asyncio.sleep(6)  # the gauges refresh every 5 s
-            return shared, taken_over, second.gauge("detector_accounts_tracked"), \
-                second.gauge("detector_records_accepted_total")
+            return (
+                shared,
+                taken_over,
+                second.gauge("detector_accounts_tracked"),
+                second.gauge("detector_records_accepted_total"),
+            )
         finally:
             second.stop()
 

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from detector.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE, Alert
 from detector.cli import build_parser, main
-from detector.config import PREFIX, Settings
+from detector.detection.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE, Alert
 from detector.errors import ConfigError
-from detector.metrics import DetectorMetrics
+from detector.stream.config import PREFIX, Settings
+from detector.stream.metrics import DetectorMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -110,9 +110,12 @@ def test_dashboard_reads_only_metrics_the_worker_exposes():
 def test_query_check_catches_a_misspelt_metric_and_a_foreign_label():
     """The two checks above would notice a drifted name or label."""
     exposed = exposed_metrics()
-    assert problems_in_query("rate(detector_records_rejected[5m])", exposed) == ["unknown metric detector_records_rejected"]
+    assert problems_in_query("rate(detector_records_rejected[5m])", exposed) == [
+        "unknown metric detector_records_rejected"
+    ]
     assert problems_in_query('sum by (reason) (detector_alerts_total{severity="critical"})', exposed) == [
-        "grouping by reason, which none of ['detector_alerts_total'] carries"]
+        "grouping by reason, which none of ['detector_alerts_total'] carries"
+    ]
 
 
 def env_assignments(text: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -185,8 +188,12 @@ def test_deployment_runs_the_worker_with_the_configmap_and_secret():
     (container,) = pod["containers"]
     program, *arguments = container["command"]
     assert program == "detector" and build_parser().parse_args(arguments).command == "worker"
-    sources = {(kind, ref["name"]) for source in container["envFrom"]
-               for kind, ref in source.items() if kind in ("configMapRef", "secretRef")}
+    sources = {
+        (kind, ref["name"])
+        for source in container["envFrom"]
+        for kind, ref in source.items()
+        if kind in ("configMapRef", "secretRef")
+    }
     assert sources == {("configMapRef", "distillation-detector"), ("secretRef", "distillation-detector-kafka")}
     assert ("ConfigMap", "distillation-detector") in objects
 
@@ -220,8 +227,10 @@ def test_kustomization_lists_every_manifest():
 
 
 def test_kubernetes_manifests_match_the_api_schema():
-    validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed "
-                                   "(pip install kubernetes-validate: 108 MB of API schemas)")
+    validate = pytest.importorskip(
+        "kubernetes_validate",
+        reason="kubernetes-validate is not installed (pip install kubernetes-validate: 108 MB of API schemas)",
+    )
     for document in kubernetes_objects().values():
         validate.validate(document, "1.30.0", strict=True)
 
@@ -250,8 +259,11 @@ def test_topics_script_creates_the_topics_the_worker_uses(tmp_path):
 
     def created(env: dict[str, str]) -> dict[str, str]:
         calls.unlink(missing_ok=True)
-        subprocess.run([bash, str(DEPLOY / "kafka" / "topics.sh")], check=True,
-                       env={**base, "KAFKA_TOPICS": str(stub), "BOOTSTRAP": "b:9092", **env})
+        subprocess.run(
+            [bash, str(DEPLOY / "kafka" / "topics.sh")],
+            check=True,
+            env={**base, "KAFKA_TOPICS": str(stub), "BOOTSTRAP": "b:9092", **env},
+        )
         topics = {}
         for line in calls.read_text().splitlines():
             arguments = line.split()
@@ -279,7 +291,10 @@ def test_topics_script_creates_the_membership_topic_compacted(tmp_path):
     for line in calls.read_text().splitlines():
         arguments = line.split()
         policies[arguments[arguments.index("--topic") + 1]] = [
-            value for flag, value in zip(arguments, arguments[1:]) if flag == "--config" and value.startswith("cleanup.policy=")]
+            value
+            for flag, value in zip(arguments, arguments[1:], strict=False)
+            if flag == "--config" and value.startswith("cleanup.policy=")
+        ]
     defaults = Settings()
     assert policies[defaults.membership_topic] == ["cleanup.policy=compact"]
     assert policies[defaults.input_topic] == ["cleanup.policy=delete"]
@@ -305,9 +320,22 @@ def test_runbook_has_the_sections_alert_events_link_to():
     """Each alert event's data.runbook_url ends in an anchor that exists in the runbook."""
     anchors = github_anchors(RUNBOOK.read_text())
     for kind in (ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE):
-        alert = Alert(subject="acct_1", dedup_key="k", sequence=1, status="firing", severity="critical",
-                      risk_score=90.0, account_ids=("acct_1",), summary="s", evidence=(), first_seen=0.0,
-                      last_seen=0.0, time=0.0, event_count=1, type=kind)
+        alert = Alert(
+            subject="acct_1",
+            dedup_key="k",
+            sequence=1,
+            status="firing",
+            severity="critical",
+            risk_score=90.0,
+            account_ids=("acct_1",),
+            summary="s",
+            evidence=(),
+            first_seen=0.0,
+            last_seen=0.0,
+            time=0.0,
+            event_count=1,
+            type=kind,
+        )
         fragment = alert.to_cloudevent()["data"]["runbook_url"].rpartition("#")[2]
         assert fragment in anchors
 

@@ -13,12 +13,15 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from detector.simulate import Scenario, generate
+from detector.sim.simulate import Scenario, generate
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
-BAD_LINES = [b"{not json", b'{"event_id": "e", "account_id": "a"}',
-             b'[{"event_id": "x", "timestamp": 1, "account_id": "a", "model": "m", "input_tokens": -1,'
-             b' "output_tokens": 1, "status_code": 200}]']
+BAD_LINES = [
+    b"{not json",
+    b'{"event_id": "e", "account_id": "a"}',
+    b'[{"event_id": "x", "timestamp": 1, "account_id": "a", "model": "m", "input_tokens": -1,'
+    b' "output_tokens": 1, "status_code": 200}]',
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +32,32 @@ def replayed(tmp_path_factory):
     records[10:10] = BAD_LINES
     source = folder / "records.jsonl.gz"
     source.write_bytes(gzip.compress(b"\n".join(records) + b"\n"))
-    result = subprocess.run([sys.executable, "-m", "detector.cli", "replay", str(source), "-o", str(folder / "alerts.jsonl"),
-                             "--dlq", str(folder / "dlq.jsonl"), "--members", str(folder / "members.jsonl")],
-                            capture_output=True, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "detector.cli",
+            "replay",
+            str(source),
+            "-o",
+            str(folder / "alerts.jsonl"),
+            "--dlq",
+            str(folder / "dlq.jsonl"),
+            "--members",
+            str(folder / "members.jsonl"),
+        ],
+        capture_output=True,
+        check=True,
+    )
     read = lambda name: [orjson.loads(line) for line in (folder / name).read_bytes().splitlines()]  # noqa: E731
     return read("alerts.jsonl"), read("dlq.jsonl"), read("members.jsonl"), result.stderr.decode(), len(records)
 
 
 def test_every_alert_validates_against_the_published_schema(replayed):
     alerts = replayed[0]
-    validator = Draft202012Validator(json.loads((SCHEMAS / "alert.v1.schema.json").read_text()),
-                                     format_checker=FormatChecker())
+    validator = Draft202012Validator(
+        json.loads((SCHEMAS / "alert.v1.schema.json").read_text()), format_checker=FormatChecker()
+    )
     assert {a["type"].split(".")[-3] for a in alerts} == {"account", "campaign"}
     for alert in alerts:
         validator.validate(alert)
@@ -48,7 +66,10 @@ def test_every_alert_validates_against_the_published_schema(replayed):
 def test_bad_lines_are_reported_with_their_reasons_and_line_numbers(replayed):
     _, dead_letters, _, stderr, _ = replayed
     assert [(d["reason"], d["source"]["offset"], d["index"]) for d in dead_letters] == [
-        ("invalid_json", 11, None), ("missing_field", 12, None), ("out_of_range", 13, 0)]
+        ("invalid_json", 11, None),
+        ("missing_field", 12, None),
+        ("out_of_range", 13, 0),
+    ]
     assert "3 rejected (invalid_json 1, missing_field 1, out_of_range 1)" in stderr
 
 
@@ -68,10 +89,12 @@ def test_campaign_members_are_written_as_a_membership_stream(replayed):
 def test_stdin_gives_the_same_alerts_as_a_file(tmp_path):
     records = b"\n".join(orjson.dumps(r) for r in generate(Scenario.demo(seed=3))) + b"\n"
     (tmp_path / "in.jsonl").write_bytes(records)
-    from_file = subprocess.run([sys.executable, "-m", "detector.cli", "replay", str(tmp_path / "in.jsonl")],
-                               capture_output=True, check=True).stdout
-    from_stdin = subprocess.run([sys.executable, "-m", "detector.cli", "replay", "-"], input=records,
-                                capture_output=True, check=True).stdout
+    from_file = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "replay", str(tmp_path / "in.jsonl")], capture_output=True, check=True
+    ).stdout
+    from_stdin = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "replay", "-"], input=records, capture_output=True, check=True
+    ).stdout
     assert from_file == from_stdin and from_file
 
 
@@ -86,9 +109,12 @@ def test_the_same_records_give_the_same_outputs_in_every_process(tmp_path):
     outputs = []
     for seed in ("1", "2"):
         alerts, members = tmp_path / f"alerts-{seed}.jsonl", tmp_path / f"members-{seed}.jsonl"
-        subprocess.run([sys.executable, "-m", "detector.cli", "replay", str(source), "-o", str(alerts),
-                        "--members", str(members)], check=True, capture_output=True,
-                       env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"})
+        subprocess.run(
+            [sys.executable, "-m", "detector.cli", "replay", str(source), "-o", str(alerts), "--members", str(members)],
+            check=True,
+            capture_output=True,
+            env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+        )
         outputs.append((alerts.read_bytes(), members.read_bytes()))
     assert outputs[0][1].count(b"\n") > 100  # campaigns formed
     assert outputs[0] == outputs[1]

@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from detector.records import Request, decode_request
+from detector.detection.records import Request, decode_request
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 REQUEST_SCHEMA = json.loads((SCHEMAS / "request.v1.schema.json").read_text())
@@ -39,8 +39,8 @@ def test_format_checking_covers_what_the_contract_relies_on():
 
 
 def test_schema_fields_are_the_request_fields():
-    assert FIELDS == list(Request.__struct_fields__)
-    assert REQUIRED == list(Request.__struct_fields__[: len(REQUIRED)])
+    assert list(Request.__struct_fields__) == FIELDS
+    assert list(Request.__struct_fields__[: len(REQUIRED)]) == REQUIRED
     assert Request.__struct_defaults__ == (None,) * (len(FIELDS) - len(REQUIRED))
 
 
@@ -52,8 +52,15 @@ def test_schema_examples_are_valid_for_both(example_record):
 
 def valid_record() -> dict:
     """The least record both readers accept."""
-    return {"event_id": "e", "timestamp": "2024-05-01T12:00:00Z", "account_id": "a", "model": "m",
-            "input_tokens": 1, "output_tokens": 2, "status_code": 200}
+    return {
+        "event_id": "e",
+        "timestamp": "2024-05-01T12:00:00Z",
+        "account_id": "a",
+        "model": "m",
+        "input_tokens": 1,
+        "output_tokens": 2,
+        "status_code": 200,
+    }
 
 
 def judge(fields: dict) -> tuple[bool, bool, str]:
@@ -84,13 +91,44 @@ def timestamp_texts():
 
 
 epoch_numbers = st.integers(-10, 2**40) | st.floats(-1, 3e11, allow_nan=False)
-IP_TEXTS = ["1.2.3", "256.1.1.1", "01.2.3.4", "1.2.3.4 ", "::1%eth0", "fe80::1%1", ":::", "::ffff:1.2.3.4",
-            "2001:db8::g", "1.2.3.4/32", "", "localhost", "0.0.0.0", "::", "2001:0db8:0000:0000:0000:ff00:0042:8329"]
-TIMESTAMP_TEXTS = ["1969-12-31T23:59:59Z", "1970-01-01T00:00:00Z", "1970-01-01T00:30:00+01:00", "0001-01-01T00:00:00Z",
-                   "9999-12-31T23:59:59-23:59", "2024-05-01T12:00:00", "2024-05-01T12:00Z", "2024-05-01",
-                   "2024-02-29T12:00:00Z", "2023-02-29T12:00:00Z", "2024-04-31T12:00:00Z", "2024-05-01T24:00:00Z",
-                   "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00.000001+14:00", "2024-05-01T12:00:00+24:00",
-                   "2024-05-01T12:00:00+02", "+2024-05-01T12:00:00Z", "12024-05-01T12:00:00Z", " 2024-05-01T12:00:00Z"]
+IP_TEXTS = [
+    "1.2.3",
+    "256.1.1.1",
+    "01.2.3.4",
+    "1.2.3.4 ",
+    "::1%eth0",
+    "fe80::1%1",
+    ":::",
+    "::ffff:1.2.3.4",
+    "2001:db8::g",
+    "1.2.3.4/32",
+    "",
+    "localhost",
+    "0.0.0.0",
+    "::",
+    "2001:0db8:0000:0000:0000:ff00:0042:8329",
+]
+TIMESTAMP_TEXTS = [
+    "1969-12-31T23:59:59Z",
+    "1970-01-01T00:00:00Z",
+    "1970-01-01T00:30:00+01:00",
+    "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59-23:59",
+    "2024-05-01T12:00:00",
+    "2024-05-01T12:00Z",
+    "2024-05-01",
+    "2024-02-29T12:00:00Z",
+    "2023-02-29T12:00:00Z",
+    "2024-04-31T12:00:00Z",
+    "2024-05-01T24:00:00Z",
+    "2024-05-01T12:00:00.Z",
+    "2024-05-01T12:00:00.000001+14:00",
+    "2024-05-01T12:00:00+24:00",
+    "2024-05-01T12:00:00+02",
+    "+2024-05-01T12:00:00Z",
+    "12024-05-01T12:00:00Z",
+    " 2024-05-01T12:00:00Z",
+]
 ip_texts = st.ip_addresses().map(str) | st.sampled_from(IP_TEXTS)
 plain_text = st.text(max_size=40)
 
@@ -130,8 +168,15 @@ def edge_values(name: str):
 
 def hostile_value(name: str):
     """A strategy for anything a broken or malicious producer might put in field `name`."""
-    common = st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.floats(allow_nan=False, allow_infinity=False) \
-        | plain_text | st.lists(st.integers(), max_size=2) | st.dictionaries(plain_text, st.integers(), max_size=2)
+    common = (
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**64), 2**64)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | plain_text
+        | st.lists(st.integers(), max_size=2)
+        | st.dictionaries(plain_text, st.integers(), max_size=2)
+    )
     # Field-specific values first: Hypothesis favours the first branches of a union.
     if name in TIMESTAMP_FIELDS:
         return timestamp_texts() | edge_values(name) | epoch_numbers | common
@@ -143,15 +188,16 @@ def hostile_value(name: str):
 VALID = {name: valid_value(name) for name in FIELDS}
 HOSTILE = {name: hostile_value(name) for name in FIELDS}
 required_fields = st.fixed_dictionaries({name: VALID[name] for name in REQUIRED})
-unknown_fields = st.dictionaries(st.text(max_size=10).filter(lambda k: k not in FIELDS), st.integers() | plain_text,
-                                 max_size=2)
+unknown_fields = st.dictionaries(
+    st.text(max_size=10).filter(lambda k: k not in FIELDS), st.integers() | plain_text, max_size=2
+)
 
 
 @st.composite
 def mutated_records(draw, focus: str):
     """A valid record whose field `focus` is made hostile or removed, sometimes along with one other field."""
     fields = draw(required_fields)
-    for name in draw(st.lists(st.sampled_from(FIELDS[len(REQUIRED):]), unique=True, max_size=6)):
+    for name in draw(st.lists(st.sampled_from(FIELDS[len(REQUIRED) :]), unique=True, max_size=6)):
         fields[name] = draw(VALID[name])
     for name in [focus] + draw(st.lists(st.sampled_from(FIELDS), max_size=1)):
         if draw(st.sampled_from(["replace", "replace", "replace", "remove"])) == "replace":
@@ -165,8 +211,7 @@ def mutated_records(draw, focus: str):
 def is_documented_difference(fields: dict) -> bool:
     """Inputs on which the two readers disagree on purpose (schemas/README.md); pinned below."""
     return any(
-        name in INTEGER_FIELDS and isinstance(value, float) and value.is_integer()
-        for name, value in fields.items()
+        name in INTEGER_FIELDS and isinstance(value, float) and value.is_integer() for name, value in fields.items()
     )
 
 
@@ -181,8 +226,27 @@ def test_schema_and_decoder_agree_on_mutated_records(focus, data):
     assert schema_accepts == decoder_accepts, explanation
 
 
-FIXED_HOSTILE = [None, True, False, "", "x", "1", 0, 1, -1, 1.5, -0.0, 10**20, [], {}, [1], {"a": 1},
-                 "2024-05-01T12:00:00Z", "203.0.113.7", "::1"]
+FIXED_HOSTILE = [
+    None,
+    True,
+    False,
+    "",
+    "x",
+    "1",
+    0,
+    1,
+    -1,
+    1.5,
+    -0.0,
+    10**20,
+    [],
+    {},
+    [1],
+    {"a": 1},
+    "2024-05-01T12:00:00Z",
+    "203.0.113.7",
+    "::1",
+]
 
 
 def test_schema_and_decoder_agree_on_every_field_at_its_edges():
@@ -203,10 +267,25 @@ def test_schema_and_decoder_agree_on_every_field_at_its_edges():
 @pytest.mark.parametrize(
     "fields",
     [
-        {"event_id": "e", "timestamp": "1970-01-01T00:00:00Z", "account_id": "a", "model": "m",
-         "input_tokens": 0, "output_tokens": 0, "status_code": 100},
-        {"event_id": "e", "timestamp": 253402300799, "account_id": "a" * 128, "model": "m" * 256,
-         "input_tokens": 2**53 - 1, "output_tokens": 0, "status_code": 599, "client_ip": "::ffff:1.2.3.4"},
+        {
+            "event_id": "e",
+            "timestamp": "1970-01-01T00:00:00Z",
+            "account_id": "a",
+            "model": "m",
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "status_code": 100,
+        },
+        {
+            "event_id": "e",
+            "timestamp": 253402300799,
+            "account_id": "a" * 128,
+            "model": "m" * 256,
+            "input_tokens": 2**53 - 1,
+            "output_tokens": 0,
+            "status_code": 599,
+            "client_ip": "::ffff:1.2.3.4",
+        },
     ],
 )
 def test_both_accept_values_at_the_bounds(fields):
@@ -252,8 +331,10 @@ def test_difference_decoder_reads_lenient_rfc3339_spellings(text):
 
 def test_difference_duplicate_keys_are_all_checked_by_the_decoder():
     """JSON readers keep the last duplicate; msgspec validates each occurrence as it streams."""
-    raw = b'{"event_id": "e", "timestamp": "never", "timestamp": 1, "account_id": "a", "model": "m",' \
-          b' "input_tokens": 1, "output_tokens": 2, "status_code": 200}'
+    raw = (
+        b'{"event_id": "e", "timestamp": "never", "timestamp": 1, "account_id": "a", "model": "m",'
+        b' "input_tokens": 1, "output_tokens": 2, "status_code": 200}'
+    )
     assert request_validator.is_valid(json.loads(raw))
     assert decode_request(raw).reason == "invalid_timestamp"
 
@@ -293,8 +374,13 @@ def example_alert():
             "dedup_key": "campaign:3f9a",
             "summary": "3 accounts sharing one payment fingerprint harvest long reasoning answers",
             "evidence": [
-                {"indicator": "reasoning_elicitation_share", "observed": 0.82, "baseline": 0.04,
-                 "contribution": 35.0, "detail": "82% of prompts ask for step-by-step reasoning"},
+                {
+                    "indicator": "reasoning_elicitation_share",
+                    "observed": 0.82,
+                    "baseline": 0.04,
+                    "contribution": 35.0,
+                    "detail": "82% of prompts ask for step-by-step reasoning",
+                },
                 {"indicator": "account_age_hours", "observed": 5.0, "baseline": None, "contribution": 10.0},
             ],
             "first_seen": "2024-05-01T09:00:00Z",
@@ -346,7 +432,9 @@ def test_alert_with_broken_field_is_invalid(path, value):
     assert not alert_validator.is_valid(alert)
 
 
-@pytest.mark.parametrize("missing", ["specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"])
+@pytest.mark.parametrize(
+    "missing", ["specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"]
+)
 def test_alert_without_required_attribute_is_invalid(missing):
     alert = example_alert()
     del alert[missing]
@@ -369,7 +457,7 @@ def test_readme_example_records_are_valid_for_both():
 
 
 def test_readme_ndjson_example_keeps_the_good_lines_and_rejects_the_bad_one():
-    from detector.records import decode_envelope
+    from detector.detection.records import decode_envelope
 
     [ndjson] = [block for block in readme_blocks("") if block.startswith("{")]
     requests, rejections = decode_envelope(ndjson.encode())

@@ -1,0 +1,726 @@
+"""Cross-account linking: accounts that share what they pay, connect and ask with, as one campaign.
+
+Campaigns spread thin over thousands of accounts so that no account looks alarming alone; what
+gives them away is what the accounts share. Three pure stages, which the worker runs on three
+topics keyed differently and replay runs in one process:
+
+1. **account summaries** (:func:`attribute_observations`, per account): now and then, an
+   account reports the attributes of its traffic (payment fingerprint, client /24 or /48,
+   TLS fingerprint, user agent, reused template ends) with how many of its requests looked
+   like harvesting;
+2. **attribute index** (:class:`AttributeIndex`, keyed by attribute): tracks which accounts
+   share each attribute and links an account to it only when both the attribute's traffic
+   *and* the account's own traffic look like harvesting. A university NAT, a popular SDK's
+   user agent or a common search-wrapper template carry mostly ordinary traffic, so they
+   never link anyone: one shared attribute alone is not a campaign;
+3. **campaign book** (:class:`CampaignBook`, one partition): joins links into connected
+   components of accounts and attributes, gives each a stable id that survives growth and
+   merges, and alerts once per campaign, re-sending under the same dedup key when it grows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, Alert, rfc3339
+from detector.detection.scoring import Evidence
+
+ATTRIBUTE_KINDS = ("payment", "network", "tls", "user_agent", "template")
+"""Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48."""
+STRONG_KINDS = frozenset({"payment", "network"})
+"""Attributes that unrelated operators rarely share (see :class:`CampaignBook`)."""
+CONTEXT_KINDS = frozenset({"user_agent"})
+"""Attributes anyone can copy (an SDK's default user agent): listed in alerts, never used to join."""
+CLIENT_KINDS = frozenset({"tls"})
+"""Weak attributes that come with an operator's client build, unlike a template anyone can paste:
+one that only an alerting campaign's harvesters use is that campaign's (see :class:`CampaignBook`)."""
+
+
+@dataclass(frozen=True)
+class CampaignPolicy:
+    """Thresholds of linking and of campaign alerts."""
+
+    min_attribute_accounts: int = 3
+    """An attribute links nobody until this many harvesting accounts share it."""
+    attribute_harvest_share: float = 0.6
+    """Share of an attribute's reported requests, and of its accounts, that must look like harvesting:
+    an SDK user agent that thousands of ordinary accounts share never links, however busy its attackers."""
+    account_harvest_share: float = 0.5
+    """Share of an account's own checked requests that must look like harvesting for it to link.
+    One request suffices: the attribute itself must already carry mostly harvesting traffic
+    from several accounts, so an ordinary account is not linked for one step-by-step question."""
+    min_campaign_accounts: int = 25
+    """A component alerts from this many member accounts."""
+    critical_campaign_accounts: int = 100
+    min_resend_minutes: float = 10.0
+    """A growing campaign's alert is re-sent at most this often (event time): its member list trails
+    the campaign by about this much, and a burst of links is one update, not several."""
+    member_cap: int = 5000
+    """Most account ids listed in one campaign alert; ``account_count`` gives the total."""
+    attribute_ttl_hours: float = 48.0
+    """Attributes idle this long (event time) are forgotten, with their unlinked members."""
+    campaign_idle_hours: float = 24.0
+    """A campaign with no member activity this long is resolved."""
+    attribute_member_cap: int = 20_000
+    """Most accounts remembered per attribute: memory stays bounded for any attribute."""
+    exclusive_share: float = 0.9
+    """An attribute is *exclusive* to harvesters when this share of all accounts seen with it
+    harvest: a NAT, an SDK or a common template carry ordinary users too and never are."""
+
+
+class AttributeObservation(NamedTuple):
+    """Stage-1 output: one account's traffic through one attribute, since its last report."""
+
+    attribute: str
+    """``kind:value``; values are hashed, never raw IPs or fingerprints."""
+    account_id: str
+    timestamp: float
+    requests: int
+    """All requests of the account so far."""
+    checked: int
+    """Requests whose harvest signature could be checked."""
+    harvest_like: int
+    """Of those, the ones that looked like harvesting."""
+
+
+class Link(NamedTuple):
+    """Stage-2 output: this account shares this (harvesting) attribute, or no longer harvests."""
+
+    attribute: str
+    account_id: str
+    timestamp: float
+    requests: int
+    harvest_like: int
+    harvesting: bool = True
+    """False: a linked account whose later traffic stopped looking like harvesting leaves."""
+    exclusive: bool = False
+    """The attribute is exclusive to harvesters (``CampaignPolicy.exclusive_share``) as of this link."""
+
+
+UNLINK_EVIDENCE = 3
+"""Checked requests before an account whose traffic stopped harvesting is unlinked: one
+step-by-step question from an ordinary user behind a proxy range joins nobody for long."""
+
+
+def _hashed(kind: str, value: str) -> str:
+    return f"{kind}:{zlib.crc32(value.encode('utf-8', 'surrogatepass')):08x}"
+
+
+def network_of(client_ip: str) -> str | None:
+    """The /24 (IPv4) or /48 (IPv6) a client address belongs to: one proxy range, one key.
+
+    >>> network_of("203.0.113.77"), network_of("2001:db8:1:2::5")
+    ('203.0.113.0/24', '2001:db8:1::/48')
+    """
+    if ":" not in client_ip:  # IPv4, validated on decoding: string work is 20x cheaper than ipaddress
+        return client_ip.rpartition(".")[0] + ".0/24"
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return None
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{client_ip}/{prefix}", strict=False))
+
+
+def attribute_keys(request, template_fingerprints: Iterable[int]) -> list[str]:
+    """The hashed attribute keys of one request and the account's reused templates."""
+    keys = []
+    if request.payment_fingerprint:
+        keys.append(_hashed("payment", request.payment_fingerprint))
+    if request.client_ip:
+        network = network_of(request.client_ip)
+        if network:
+            keys.append(_hashed("network", network))
+    if request.tls_fingerprint:
+        keys.append(_hashed("tls", request.tls_fingerprint))
+    if request.user_agent:
+        keys.append(_hashed("user_agent", request.user_agent))
+    keys.extend(f"template:{fingerprint:08x}" for fingerprint in template_fingerprints)
+    return keys
+
+
+def summary_due(requests: int) -> bool:
+    """When an account reports its attributes: often while it is new, then every 64 requests."""
+    return requests in _EARLY_SUMMARIES or requests & 63 == 0
+
+
+_EARLY_SUMMARIES = frozenset({1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48})
+
+
+def kind_of(attribute: str) -> str:
+    return attribute.partition(":")[0]
+
+
+@dataclass(slots=True)
+class _AttributeState:
+    first_seen: float
+    last_seen: float
+    members: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """account → (requests, checked, harvest_like) as last reported."""
+    linked: set[str] = field(default_factory=set)
+    checked: int = 0
+    harvest_like: int = 0
+    harvesting_accounts: int = 0
+    """Running totals over ``members``, so a report costs O(1) however many share the attribute."""
+    linking: bool = False
+    """Whether the attribute's traffic currently looks like harvesting (re-judged on every report)."""
+    extra_members: int = 0
+    """Accounts beyond ``attribute_member_cap``: counted, not remembered."""
+
+
+class AttributeIndex:
+    """Stage 2: which accounts share each attribute, and when that sharing is a link."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.policy = policy or CampaignPolicy()
+        self.attributes: dict[str, _AttributeState] = {}
+
+    def _harvests(self, checked: int, harvest_like: int) -> bool:
+        return checked >= 1 and harvest_like >= self.policy.account_harvest_share * checked
+
+    def observe(self, observation: AttributeObservation) -> list[Link]:
+        """Fold one observation in; the links it creates (many at once when an attribute turns)."""
+        policy = self.policy
+        state = self.attributes.get(observation.attribute)
+        if state is None:
+            state = self.attributes[observation.attribute] = _AttributeState(
+                observation.timestamp, observation.timestamp
+            )
+        state.last_seen = max(state.last_seen, observation.timestamp)
+        account = observation.account_id
+        previous = state.members.get(account)
+        if previous is None and len(state.members) >= policy.attribute_member_cap:
+            state.extra_members += 1
+            return []
+        if previous is not None:
+            state.checked -= previous[1]
+            state.harvest_like -= previous[2]
+            state.harvesting_accounts -= self._harvests(previous[1], previous[2])
+        state.members[account] = (observation.requests, observation.checked, observation.harvest_like)
+        state.checked += observation.checked
+        state.harvest_like += observation.harvest_like
+        state.harvesting_accounts += self._harvests(observation.checked, observation.harvest_like)
+        was_linking = state.linking
+        state.linking = (
+            state.harvesting_accounts >= policy.min_attribute_accounts
+            and state.harvesting_accounts >= policy.attribute_harvest_share * len(state.members)
+            and state.harvest_like >= policy.attribute_harvest_share * state.checked
+        )
+        links = []
+        if state.linking:
+            exclusive = state.harvesting_accounts >= policy.exclusive_share * (len(state.members) + state.extra_members)
+            candidates = [(account, state.members[account])] if was_linking else list(state.members.items())
+            for member, (requests, checked, harvest_like) in candidates:
+                if member not in state.linked and self._harvests(checked, harvest_like):
+                    state.linked.add(member)
+                    links.append(
+                        Link(
+                            observation.attribute,
+                            member,
+                            observation.timestamp,
+                            requests,
+                            harvest_like,
+                            exclusive=exclusive,
+                        )
+                    )
+        # checked even when the attribute no longer links: an account linked early leaves once it stops harvesting
+        if (
+            previous is not None
+            and account in state.linked
+            and observation.checked >= UNLINK_EVIDENCE
+            and not self._harvests(observation.checked, observation.harvest_like)
+        ):
+            state.linked.discard(account)
+            links.append(
+                Link(
+                    observation.attribute,
+                    account,
+                    observation.timestamp,
+                    observation.requests,
+                    observation.harvest_like,
+                    harvesting=False,
+                )
+            )
+        return links
+
+    def expire(self, now: float) -> int:
+        """Forget attributes idle for ``attribute_ttl_hours``; how many were dropped."""
+        cutoff = now - self.policy.attribute_ttl_hours * 3600.0
+        stale = [key for key, state in self.attributes.items() if state.last_seen < cutoff]
+        for key in stale:
+            del self.attributes[key]
+        return len(stale)
+
+
+@dataclass(slots=True)
+class Campaign:
+    """A connected component of linked accounts and attributes."""
+
+    campaign_id: str
+    first_seen: float
+    last_seen: float
+    members: dict[str, float] = field(default_factory=dict)
+    """account → when it joined."""
+    attributes: dict[str, int] = field(default_factory=dict)
+    """attribute → members linked through it."""
+    exchanges: dict[str, int] = field(default_factory=dict)
+    """account → requests reported."""
+    joined_on_exclusive: dict[str, str] = field(default_factory=dict)
+    """account → the exclusive weak attribute it joined through, for members with no other tie."""
+    alerted_size: int = 0
+    alerted_at: float = 0.0
+    sequence: int = 0
+    open: bool = False
+
+
+class Membership(NamedTuple):
+    """An update for the membership topic: account → campaign (None when it left one)."""
+
+    account_id: str
+    campaign_id: str | None
+    since: float
+
+
+class CampaignBook:
+    """Stage 3: links joined into campaigns; campaign alerts and membership updates.
+
+    *Strong* attributes (a payment instrument, a /24 network) join accounts and merge campaigns
+    outright: operators rarely share them. *Weak* ones (a template, a TLS fingerprint) are
+    shared by unrelated operators who copy the same public prompt or client, so they bring in
+    an account without strong links only when it shares weak attributes of two kinds with one
+    campaign, and merge two campaigns only when weak attributes of two kinds bridge them.
+    One client attribute (a TLS fingerprint) suffices when an alerting campaign *owns* it
+    (:meth:`_owner`): nobody but harvesters uses it, no other campaign shares it and several
+    members do, as with an operator's custom client. A harvesting account that shows up with it
+    is that operator's, though it shares nothing else yet; the alert lists such members apart.
+    Templates are never owned: an eval suite or a second operator pastes the same public prompt.
+    *Context* attributes (user agents) are only listed.
+    """
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.policy = policy or CampaignPolicy()
+        self.campaigns: dict[str, Campaign] = {}
+        self.campaign_of: dict[str, str] = {}
+        """account or strong attribute → campaign id."""
+        self._merged_into: dict[str, str] = {}
+        self._weak_members: dict[str, set[str]] = {}
+        self._weak_campaigns: dict[str, set[str]] = {}
+        self._weakly_joined: set[str] = set()
+        self._pending: dict[str, dict[str, set[str]]] = {}
+        """account without a campaign → campaign → kinds of weak attribute it shares with it."""
+        self._bridges: dict[frozenset, set[str]] = {}
+        self._exclusive: set[str] = set()
+        """Client attributes exclusive to harvesters, as their latest link said."""
+        self._waiting: dict[str, set[str]] = {}
+        self._weak_seen: dict[str, float] = {}
+        """weak attribute → its latest link: what :meth:`expire_idle` forgets after ``attribute_ttl_hours``."""
+        """client attribute → accounts that linked through it while in no campaign."""
+
+    def _current(self, campaign_id: str | None) -> str | None:
+        while campaign_id is not None and campaign_id in self._merged_into:
+            campaign_id = self._merged_into[campaign_id]
+        return campaign_id
+
+    def observe(self, link: Link) -> tuple[list[Alert], list[Membership]]:
+        """Fold one link in; the campaign alerts and membership changes it causes."""
+        memberships: list[Membership] = []
+        alerts: list[Alert] = []
+        if not link.harvesting:
+            self._leave(link.account_id, link.timestamp, memberships)
+            return alerts, memberships
+        kind = kind_of(link.attribute)
+        if kind in CONTEXT_KINDS:
+            campaign = self.campaigns.get(self.campaign_of.get(link.account_id, ""))
+            if campaign is None:
+                return alerts, memberships
+            campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
+        elif kind in STRONG_KINDS:
+            campaign = self._join_strong(link, memberships, alerts)
+        else:
+            campaign = self._join_weak(link, memberships, alerts)
+        if campaign is not None:
+            alerts.extend(self._review(campaign, link.timestamp, memberships))
+        return alerts, memberships
+
+    def _join_strong(self, link: Link, memberships: list[Membership], alerts: list[Alert]) -> Campaign:
+        account_campaign = self.campaign_of.get(link.account_id)
+        if link.account_id in self._weakly_joined:
+            account_campaign = None  # a strong link outranks a weak one
+        attribute_campaign = self.campaign_of.get(link.attribute)
+        if account_campaign is None and attribute_campaign is None:
+            campaign = Campaign(_campaign_id(link.attribute), link.timestamp, link.timestamp)
+            self.campaigns[campaign.campaign_id] = campaign
+        elif account_campaign and attribute_campaign and account_campaign != attribute_campaign:
+            campaign = self._merge(account_campaign, attribute_campaign, memberships, alerts, link.timestamp)
+        else:
+            campaign = self.campaigns[account_campaign or attribute_campaign]
+        self.campaign_of[link.attribute] = campaign.campaign_id
+        self._add(campaign, link, memberships)
+        return campaign
+
+    def _join_weak(self, link: Link, memberships: list[Membership], alerts: list[Alert]) -> Campaign | None:
+        self._weak_seen[link.attribute] = max(link.timestamp, self._weak_seen.get(link.attribute, link.timestamp))
+        members = self._weak_members.setdefault(link.attribute, set())
+        if len(members) < self.policy.attribute_member_cap:
+            members.add(link.account_id)
+        kind = kind_of(link.attribute)
+        if kind in CLIENT_KINDS:
+            if link.exclusive:
+                self._exclusive.add(link.attribute)
+            else:
+                self._exclusive.discard(link.attribute)
+        touched = {self._current(c) for c in self._weak_campaigns.get(link.attribute, ())}
+        own = self.campaign_of.get(link.account_id)
+        if own is None:
+            joined = self._consider(link.account_id, touched, kind, link, memberships)
+            if joined is None and kind in CLIENT_KINDS:
+                waiting = self._waiting.setdefault(link.attribute, set())
+                if len(waiting) < self.policy.attribute_member_cap:
+                    waiting.add(link.account_id)
+                joined = self._claim(link, memberships)
+            return joined
+        for other in sorted(touched - {own}):  # sorted: string sets iterate in a per-process hash order
+            kinds = self._bridges.setdefault(frozenset((own, other)), set())
+            kinds.add(kind)
+            if len(kinds) >= 2:
+                own = self._merge(own, other, memberships, alerts, link.timestamp).campaign_id
+        self._weak_campaigns[link.attribute] = {c for c in touched if c in self.campaigns} | {own}
+        campaign = self.campaigns[own]
+        self._add(campaign, link, memberships)
+        if own not in touched:  # accounts that reached this attribute before any campaign did
+            for waiting in sorted(members):
+                if waiting not in self.campaign_of:
+                    self._consider(waiting, {own}, kind, link._replace(account_id=waiting, requests=0), memberships)
+        self._claim(link, memberships)
+        return campaign
+
+    def _owner(self, attribute: str) -> Campaign | None:
+        """The alerting campaign that owns a client attribute: every campaign it links is this one,
+        at least ``min_attribute_accounts`` members share it, and nearly all accounts seen with it
+        harvest. A common client carries ordinary users; one used by two operators links two campaigns."""
+        if attribute not in self._exclusive:
+            return None
+        touched = {self._current(c) for c in self._weak_campaigns.get(attribute, ())} & self.campaigns.keys()
+        if len(touched) != 1:
+            return None
+        campaign = self.campaigns[touched.pop()]
+        if campaign.open and campaign.attributes.get(attribute, 0) >= self.policy.min_attribute_accounts:
+            return campaign
+        return None
+
+    def _claim(self, link: Link, memberships: list[Membership]) -> Campaign | None:
+        """Harvesting accounts waiting on the link's client attribute join the campaign that owns it."""
+        attribute = link.attribute
+        waiting = self._waiting.get(attribute)
+        owner = self._owner(attribute) if waiting else None
+        if owner is None:
+            return None
+        for account in sorted(self._waiting.pop(attribute)):
+            if account not in self.campaign_of:
+                self._weakly_joined.add(account)
+                owner.joined_on_exclusive[account] = attribute
+                requests = link.requests if account == link.account_id else 0
+                self._add(owner, link._replace(account_id=account, requests=requests), memberships)
+        return owner
+
+    def _consider(
+        self, account: str, touched: set[str], kind: str, link: Link, memberships: list[Membership]
+    ) -> Campaign | None:
+        """An account without strong links joins a campaign it shares weak attributes of two kinds with."""
+        pending = self._pending.setdefault(account, {})
+        joined = None
+        for campaign_id in sorted(touched):
+            kinds = pending.setdefault(campaign_id, set())
+            kinds.add(kind)
+            if len(kinds) >= 2 and joined is None and campaign_id in self.campaigns:
+                joined = self.campaigns[campaign_id]
+        if joined is not None:
+            del self._pending[account]
+            self._weakly_joined.add(account)
+            self._add(joined, link, memberships)
+        return joined
+
+    def _leave(self, account: str, now: float, memberships: list[Membership]) -> None:
+        """An account no longer harvesting leaves its campaign (its attributes stay)."""
+        campaign_id = self.campaign_of.pop(account, None)
+        self._weakly_joined.discard(account)
+        campaign = self.campaigns.get(campaign_id) if campaign_id else None
+        if campaign is not None and account in campaign.members:
+            del campaign.members[account]
+            campaign.exchanges.pop(account, None)
+            campaign.joined_on_exclusive.pop(account, None)
+            if campaign.open:
+                memberships.append(Membership(account, None, now))
+
+    def _add(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
+        campaign.last_seen = max(campaign.last_seen, link.timestamp)
+        campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
+        previous = self.campaign_of.get(link.account_id)
+        if previous != campaign.campaign_id:
+            old = self.campaigns.get(previous) if previous is not None else None
+            if old is not None:
+                old.members.pop(link.account_id, None)
+                old.exchanges.pop(link.account_id, None)
+                old.joined_on_exclusive.pop(link.account_id, None)
+                if old.open and not campaign.open:
+                    memberships.append(Membership(link.account_id, None, link.timestamp))
+            self._pending.pop(link.account_id, None)
+            campaign.members[link.account_id] = link.timestamp
+            self.campaign_of[link.account_id] = campaign.campaign_id
+            if campaign.open:
+                memberships.append(Membership(link.account_id, campaign.campaign_id, link.timestamp))
+        kind = kind_of(link.attribute)
+        if kind in STRONG_KINDS:
+            self._weakly_joined.discard(link.account_id)
+        exclusive = campaign.joined_on_exclusive.get(link.account_id)
+        if exclusive is not None and kind != kind_of(exclusive):  # now tied by more than one attribute
+            del campaign.joined_on_exclusive[link.account_id]
+        campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
+
+    def _merge(
+        self, first_id: str, second_id: str, memberships: list[Membership], alerts: list[Alert], now: float
+    ) -> Campaign:
+        """Join two campaigns that turned out to be one; the older id survives."""
+        first, second = self.campaigns[first_id], self.campaigns[second_id]
+        survivor, absorbed = (
+            (first, second) if (first.first_seen, first_id) <= (second.first_seen, second_id) else (second, first)
+        )
+        for account, since in absorbed.members.items():
+            survivor.members.setdefault(account, since)
+            self.campaign_of[account] = survivor.campaign_id
+            if survivor.open:  # otherwise all members are published when the survivor opens
+                memberships.append(Membership(account, survivor.campaign_id, survivor.members[account]))
+        for attribute, count in absorbed.attributes.items():
+            survivor.attributes[attribute] = survivor.attributes.get(attribute, 0) + count
+            if attribute in self.campaign_of:
+                self.campaign_of[attribute] = survivor.campaign_id
+        for account, requests in absorbed.exchanges.items():
+            survivor.exchanges[account] = max(survivor.exchanges.get(account, 0), requests)
+        survivor.joined_on_exclusive.update(absorbed.joined_on_exclusive)
+        survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
+        survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
+        del self.campaigns[absorbed.campaign_id]
+        self._merged_into[absorbed.campaign_id] = survivor.campaign_id
+        for pair in [pair for pair in self._bridges if absorbed.campaign_id in pair]:
+            kinds = self._bridges.pop(pair)
+            rest = pair - {absorbed.campaign_id}
+            if rest and survivor.campaign_id not in rest:
+                self._bridges.setdefault(frozenset(rest | {survivor.campaign_id}), set()).update(kinds)
+        if absorbed.open:
+            absorbed.sequence += 1
+            alerts.append(
+                self._alert(
+                    absorbed, "resolved", now, f"Campaign {absorbed.campaign_id} merged into {survivor.campaign_id}."
+                )
+            )
+        return survivor
+
+    def _review(self, campaign: Campaign, now: float, memberships: list[Membership]) -> list[Alert]:
+        """Alert when the campaign reaches its size, then again as it grows. Membership is published
+        only for alerting campaigns: automation acts on what on-call was paged for."""
+        size = len(campaign.members)
+        if size < self.policy.min_campaign_accounts:
+            return []
+        if campaign.open:
+            if size <= campaign.alerted_size or now - campaign.alerted_at < self.policy.min_resend_minutes * 60:
+                return []
+        else:
+            memberships.extend(
+                Membership(account, campaign.campaign_id, since) for account, since in campaign.members.items()
+            )
+            campaign.open = True
+            for attribute in [a for a in campaign.attributes if kind_of(a) in CLIENT_KINDS]:
+                self._claim(Link(attribute, "", now, 0, 0), memberships)  # owned only now that it alerts
+            size = len(campaign.members)
+        campaign.alerted_size = size
+        campaign.alerted_at = now
+        campaign.sequence += 1
+        return [self._alert(campaign, "firing", campaign.last_seen)]
+
+    def expire_idle(self, now: float) -> tuple[list[Alert], list[Membership]]:
+        """Resolve and forget campaigns without member activity for ``campaign_idle_hours``; re-send
+        the alerts of campaigns that grew since their last one (paced by ``min_resend_minutes``),
+        so a list completed by a last burst of links does not wait for a link that may never come."""
+        cutoff = now - self.policy.campaign_idle_hours * 3600.0
+        alerts, memberships = [], []
+        for campaign in list(self.campaigns.values()):
+            if campaign.open and campaign.last_seen >= cutoff and len(campaign.members) > campaign.alerted_size:
+                alerts.extend(self._review(campaign, now, memberships))
+        for campaign in [c for c in self.campaigns.values() if c.last_seen < cutoff]:
+            if campaign.open:
+                campaign.sequence += 1
+                alerts.append(
+                    self._alert(
+                        campaign,
+                        "resolved",
+                        now,
+                        f"Campaign {campaign.campaign_id} went quiet "
+                        f"for {self.policy.campaign_idle_hours:g} h; alert resolved.",
+                    )
+                )
+            for account in campaign.members:
+                self.campaign_of.pop(account, None)
+                if campaign.open:
+                    memberships.append(Membership(account, None, now))
+            for attribute in campaign.attributes:
+                self.campaign_of.pop(attribute, None)
+                self._forget_weak(attribute)
+            self._weakly_joined.difference_update(campaign.members)
+            del self.campaigns[campaign.campaign_id]
+            self._merged_into = {k: v for k, v in self._merged_into.items() if v != campaign.campaign_id}
+            self._bridges = {pair: kinds for pair, kinds in self._bridges.items() if campaign.campaign_id not in pair}
+        # Weak attributes no campaign ever took, and accounts waiting on campaigns that are gone:
+        # without this they would accumulate for as long as the merge stage runs.
+        attribute_cutoff = now - self.policy.attribute_ttl_hours * 3600.0
+        for attribute in [a for a, seen in self._weak_seen.items() if seen < attribute_cutoff]:
+            self._forget_weak(attribute)
+        self._pending = {
+            account: live
+            for account, campaigns in self._pending.items()
+            if (live := {c: kinds for c, kinds in campaigns.items() if self._current(c) in self.campaigns})
+        }
+        return alerts, memberships
+
+    def _forget_weak(self, attribute: str) -> None:
+        self._weak_seen.pop(attribute, None)
+        self._weak_members.pop(attribute, None)
+        self._weak_campaigns.pop(attribute, None)
+        self._waiting.pop(attribute, None)
+        self._exclusive.discard(attribute)
+
+    def _alert(self, campaign: Campaign, status: str, now: float, summary: str | None = None) -> Alert:
+        size = len(campaign.members)
+        shared = _shared_attributes(campaign)
+        kinds = sorted({item["attribute"] for item in shared})
+        exchanges = sum(campaign.exchanges.values())
+        severity = "critical" if size >= self.policy.critical_campaign_accounts else "warning"
+        risk = min(100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(size))
+        joined_on_exclusive = _joined_on_exclusive(campaign, self.policy.member_cap)
+        if summary is None:
+            basis = (
+                f"they share {', '.join(kinds)}"
+                if len(kinds) > 1
+                else f"they share one {kinds[0] if kinds else 'attribute'} and each harvests on its own"
+            )
+            summary = (
+                f"Campaign {campaign.campaign_id}: {size:,} accounts harvesting model outputs together "
+                f"({exchanges:,} exchanges); {basis}."
+            )
+            if joined_on_exclusive:
+                summary += (
+                    f" {len(campaign.joined_on_exclusive):,} of them share only one "
+                    f"{' or '.join(sorted({item['attribute'] for item in joined_on_exclusive}))} that no one "
+                    f"but this campaign's harvesting accounts uses, and harvest on their own."
+                )
+        members = sorted(campaign.members, key=lambda account: (campaign.members[account], account))
+        evidence = tuple(
+            Evidence(
+                f"shared_{item['attribute']}",
+                float(item["member_count"]),
+                None,
+                1.0,
+                round(100.0 * item["member_count"] / size, 1),
+                f"members sharing one {item['attribute']} value (contribution: % of members)",
+            )
+            for item in shared[:8]
+        )
+        return Alert(
+            subject=campaign.campaign_id,
+            dedup_key=f"distillation/campaign/{campaign.campaign_id}",
+            sequence=campaign.sequence,
+            status=status,
+            severity=severity if status == "firing" else "info",
+            risk_score=round(risk, 1),
+            account_ids=tuple(members[: self.policy.member_cap]),
+            summary=summary,
+            evidence=evidence,
+            first_seen=campaign.first_seen,
+            last_seen=campaign.last_seen,
+            time=now,
+            event_count=exchanges,
+            campaign_id=campaign.campaign_id,
+            type=CAMPAIGN_ALERT_TYPE,
+            extra={
+                "account_count": size,
+                "exchange_count": exchanges,
+                "shared_attributes": shared,
+                "basis": "several_attributes" if len(kinds) > 1 else "attribute_and_behaviour",
+                "joined_on_exclusive_attribute": joined_on_exclusive,
+                "since": rfc3339(campaign.first_seen),
+            },
+        )
+
+
+def _shared_attributes(campaign: Campaign) -> list[dict]:
+    """The campaign's attributes, most shared first, as the alert lists them (values hashed)."""
+    items = sorted(campaign.attributes.items(), key=lambda item: (-item[1], item[0]))
+    return [
+        {"attribute": kind_of(key), "value_hash": key.partition(":")[2], "member_count": count}
+        for key, count in items
+        if count > 1
+    ][:20]
+
+
+def _joined_on_exclusive(campaign: Campaign, cap: int) -> list[dict]:
+    """Members tied to the campaign by one owned attribute and their own harvesting, by attribute."""
+    by_attribute: dict[str, list[str]] = {}
+    for account, attribute in campaign.joined_on_exclusive.items():
+        by_attribute.setdefault(attribute, []).append(account)
+    return [
+        {"attribute": kind_of(key), "value_hash": key.partition(":")[2], "account_ids": sorted(accounts)[:cap]}
+        for key, accounts in sorted(by_attribute.items(), key=lambda item: (-len(item[1]), item[0]))
+    ]
+
+
+def _campaign_id(attribute: str) -> str:
+    """A campaign's id: derived from the attribute that first linked it, then kept for good."""
+    return "cmp_" + hashlib.sha1(attribute.encode()).hexdigest()[:12]
+
+
+SWEEP_SECONDS = 300.0
+"""Idle alerts, accounts, attributes and campaigns are swept when event time crosses each such boundary."""
+
+
+class Sweeps:
+    """Event-time boundaries (every ``period`` seconds of the newest timestamp) at which idle
+    state is swept: scanning it on every record or message would cost O(state)."""
+
+    def __init__(self, period: float = SWEEP_SECONDS):
+        self.period = period
+        self.next_boundary = float("-inf")
+
+    def due(self, now: float) -> bool:
+        """Whether ``now`` crossed a boundary since the last call (never on the first)."""
+        if now < self.next_boundary:
+            return False
+        first = self.next_boundary == float("-inf")
+        self.next_boundary = (now // self.period + 1) * self.period
+        return not first
+
+
+class CampaignLinker:
+    """Stages 2 and 3 in one process, for replay and tests; the worker splits them over topics."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.policy = policy or CampaignPolicy()
+        self.index = AttributeIndex(self.policy)
+        self.book = CampaignBook(self.policy)
+
+    def observe(self, observation: AttributeObservation) -> tuple[list[Alert], list[Membership]]:
+        alerts: list[Alert] = []
+        memberships: list[Membership] = []
+        for link in self.index.observe(observation):
+            new_alerts, new_memberships = self.book.observe(link)
+            alerts.extend(new_alerts)
+            memberships.extend(new_memberships)
+        return alerts, memberships
+
+    def expire(self, now: float) -> tuple[list[Alert], list[Membership]]:
+        self.index.expire(now)
+        return self.book.expire_idle(now)

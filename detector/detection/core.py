@@ -1,0 +1,277 @@
+"""The detection core: validated requests in, alerts out. No Faust, no Kafka, no metrics client.
+
+The same :class:`Detector` runs inside ``detector replay``, the Faust worker and the tests, so a
+replay of last month's logs gives what the live stream gave. All time is event time: the
+detector's clock is the newest record timestamp it has seen (its watermark).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from detector.detection.alerting import Alert, AlertBook
+from detector.detection.campaigns import (
+    AttributeObservation,
+    CampaignLinker,
+    CampaignPolicy,
+    Membership,
+    Sweeps,
+    attribute_keys,
+    summary_due,
+)
+from detector.detection.features.activity import observe_activity
+from detector.detection.features.conversation import observe_turn
+from detector.detection.features.population import ModelCatalog, SeenPrompts
+from detector.detection.features.prompting import observe_prompt
+from detector.detection.features.prompts import analyse_prompt
+from detector.detection.features.shares import fading_rate
+from detector.detection.features.tokens import observe_tokens
+from detector.detection.policy import DetectionPolicy
+from detector.detection.profile import AccountProfile
+from detector.detection.scoring import Population, assess, population_features
+
+POPULATION_REFRESH_SECONDS = 6 * 3600.0
+"""Each account feeds the population models at most this often: they describe the population,
+and heavy or light, every account counts once."""
+
+
+@dataclass
+class DetectorStats:
+    """Counters the adapters export as metrics."""
+
+    requests: int = 0
+    accounts_tracked: int = 0
+    accounts_evicted: int = 0
+    alerts_fired: int = 0
+    alerts_resolved: int = 0
+
+
+class Detector:
+    """Per-account profiles, population models and open alerts of one worker (or one replay)."""
+
+    def __init__(
+        self,
+        policy: DetectionPolicy | None = None,
+        seed: int = 7,
+        *,
+        campaigns: CampaignPolicy | None = None,
+        link_inline: bool = True,
+    ):
+        """``link_inline``: run campaign linking here (replay, tests); otherwise attribute
+        observations queue in :attr:`outbox` for the worker to send to the linking stage."""
+        self.policy = policy or DetectionPolicy()
+        self.linker = CampaignLinker(campaigns) if link_inline else None
+        self.outbox: list[AttributeObservation] = []
+        self.campaign_of: dict[str, str] = {}
+        """account → campaign id, as the membership stream says."""
+        self.membership_updates: list[Membership] = []
+        """Membership changes made by inline linking, for whoever drains them (replay's --members)."""
+        self.seed = seed
+        self.profiles: dict[str, AccountProfile] = {}
+        self.population = Population(seed=seed)
+        self.models = ModelCatalog(self.policy.new_model_window_hours)
+        self.seen_prompts = SeenPrompts()
+        self.alerts = AlertBook(self.policy)
+        self.stats = DetectorStats()
+        self.started: float | None = None
+        self.watermark = float("-inf")
+        self.sweeps = Sweeps()
+
+    def process(self, request) -> list[Alert]:
+        """Fold one validated request into its account's profile; return the alerts it causes."""
+        timestamp = request.timestamp
+        emitted: list[Alert] = []
+        if timestamp > self.watermark:
+            if self.started is None:
+                self.started = timestamp
+            self.watermark = timestamp
+            if self.sweeps.due(timestamp):
+                emitted.extend(self._sweep())
+                if self.linker is not None:
+                    emitted.extend(self._apply(*self.linker.expire(timestamp)))
+        self.stats.requests += 1
+        profile = self._observe(request)
+        requests = profile.requests
+        if summary_due(requests):
+            emitted.extend(self._summarise(request, profile))
+        now = self.watermark
+        if now - profile.last_population_update >= POPULATION_REFRESH_SECONDS:
+            profile.last_population_update = now
+            self.population.update(profile, population_features(profile, now))
+        if (
+            requests >= self.policy.min_requests
+            and _assessment_due(requests)
+            and now - self.started >= self.policy.warmup_hours * 3600.0
+        ):
+            alert = self._review(request.account_id, profile, now)
+            if alert is not None:
+                emitted.append(alert)
+        return emitted
+
+    def _summarise(self, request, profile: AccountProfile) -> list[Alert]:
+        """Report the account's attributes to the linking stage (inline, or via the outbox)."""
+        templates = [
+            fingerprint
+            for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts, strict=True)
+            if count >= 2
+        ]
+        observations = [
+            AttributeObservation(
+                key,
+                request.account_id,
+                request.timestamp,
+                profile.requests,
+                profile.harvest_checked,
+                profile.harvest_like,
+            )
+            for key in attribute_keys(request, templates)
+        ]
+        if self.linker is None:
+            self.outbox.extend(observations)
+            return []
+        alerts: list[Alert] = []
+        observe = self.linker.observe
+        for observation in observations:
+            linked_alerts, memberships = observe(observation)
+            if linked_alerts or memberships:  # most observations change nothing
+                alerts.extend(self._apply(linked_alerts, memberships))
+        return alerts
+
+    def _apply(self, alerts: list[Alert], memberships: list[Membership]) -> list[Alert]:
+        """Take in campaign alerts and membership changes from the inline linking stages."""
+        self.apply_memberships(memberships)
+        self.membership_updates.extend(memberships)
+        self.stats.alerts_fired += sum(alert.status == "firing" for alert in alerts)
+        return alerts
+
+    def apply_memberships(self, memberships: list[Membership]) -> None:
+        """Remember which campaign each account belongs to; its account alerts will say so."""
+        for membership in memberships:
+            if membership.campaign_id is None:
+                self.campaign_of.pop(membership.account_id, None)
+            else:
+                self.campaign_of[membership.account_id] = membership.campaign_id
+
+    def adopt(self, account_id: str, profile: AccountProfile) -> bool:
+        """Take over an account's profile from another worker; whether it was newer than ours.
+
+        The account feeds this worker's population models at its next request, and its history
+        counts as this worker's warm-up: baselines that arrive with the account are established.
+        """
+        current = self.profiles.get(account_id)
+        if current is not None and current.last_seen >= profile.last_seen:
+            return False
+        if current is None and len(self.profiles) >= self.policy.max_accounts:
+            return False
+        profile.last_population_update = 0.0
+        self.profiles[account_id] = profile
+        self.stats.accounts_tracked = len(self.profiles)
+        if self.started is None or profile.first_seen < self.started:
+            self.started = profile.first_seen
+        return True
+
+    def process_all(self, requests: Iterable) -> list[Alert]:
+        """Process requests in order; the alerts of all of them."""
+        alerts: list[Alert] = []
+        for request in requests:
+            alerts.extend(self.process(request))
+        return alerts
+
+    def _observe(self, request) -> AccountProfile:
+        account_id = request.account_id
+        timestamp = request.timestamp
+        profiles = self.profiles
+        # re-inserted on every request: the dict's order is least recently active first
+        profile = profiles.pop(account_id, None)
+        if profile is None:
+            profile = AccountProfile(first_seen=timestamp, last_seen=timestamp)
+            if len(profiles) >= self.policy.max_accounts:
+                del profiles[next(iter(profiles))]
+                self.stats.accounts_evicted += 1
+            self.stats.accounts_tracked = len(profiles) + 1
+        profiles[account_id] = profile
+        if request.account_created_at is not None:
+            profile.created_at = request.account_created_at
+        observe_activity(profile, timestamp)
+        requests = profile.requests
+        # shares of all requests, the refused ones included: one rate moves both
+        rate = fading_rate(requests)
+        new_model = self.models.is_new(request.model, timestamp)
+        profile.new_model_share += rate * (new_model - profile.new_model_share)
+        status_code = request.status_code
+        profile.rate_limited_share += rate * ((status_code == 429) - profile.rate_limited_share)
+        profile.requests = requests = requests + 1
+        if status_code >= 400:
+            return profile  # a refused request carries no answer to harvest
+        at_limit = observe_tokens(
+            profile, request.input_tokens, request.output_tokens, request.max_tokens, request.finish_reason
+        )
+        turn_index = request.turn_index
+        if turn_index is not None:
+            observe_turn(profile, turn_index)
+        opening = not turn_index
+        prompt_text = request.prompt_text
+        if prompt_text:
+            if _prompt_due(requests):
+                traits = analyse_prompt(prompt_text)
+                repeated = self.seen_prompts.seen_before(account_id, traits.content_fingerprint)
+                observe_prompt(profile, traits, repeated)
+                profile.harvest_checked += 1
+                profile.harvest_like += opening and not repeated and (traits.elicits_reasoning or at_limit is True)
+        elif at_limit is not None:
+            profile.harvest_checked += 1
+            profile.harvest_like += opening and at_limit
+        return profile
+
+    def _review(self, account_id: str, profile: AccountProfile, now: float) -> Alert | None:
+        """Score an account that is due; the alert this opens, updates or resolves."""
+        assessment = assess(profile, now, self.policy, self.population)
+        profile.risk = assessment.risk
+        alert = self.alerts.review(
+            account_id,
+            assessment,
+            profile.first_seen,
+            profile.last_seen,
+            profile.requests,
+            self.campaign_of.get(account_id),
+        )
+        if alert is not None:
+            if alert.status == "firing":
+                self.stats.alerts_fired += 1
+            else:
+                self.stats.alerts_resolved += 1
+        return alert
+
+    def _evict_idle(self, cutoff: float) -> None:
+        """Drop profiles idle since before ``cutoff``; only the stale front of the dict is read."""
+        profiles = self.profiles
+        while profiles:
+            account_id = next(iter(profiles))
+            if profiles[account_id].last_seen >= cutoff:
+                break
+            del profiles[account_id]
+            self.stats.accounts_evicted += 1
+        self.stats.accounts_tracked = len(profiles)
+
+    def _sweep(self) -> list[Alert]:
+        self._evict_idle(self.watermark - self.policy.account_ttl_hours * 3600.0)
+        resolved = self.alerts.expire_idle(self.watermark)
+        self.stats.alerts_resolved += len(resolved)
+        return resolved
+
+
+def _assessment_due(requests: int) -> bool:
+    """Score every 2nd request at first, then every 4th, then every 32nd: the cost of scoring
+    stays flat for heavy accounts while a new account is judged from its first requests."""
+    if requests <= 32:
+        return requests & 1 == 0
+    return requests & 3 == 0 if requests <= 256 else requests & 31 == 0
+
+
+def _prompt_due(requests: int) -> bool:
+    """Read every prompt of an account's first 12 requests, one in two up to 64, then one in
+    eight: shares are estimated as well from a sample, and prompt analysis is the costliest step."""
+    if requests <= 12:
+        return True
+    return requests & 1 == 0 if requests <= 64 else requests & 7 == 0

@@ -1,0 +1,102 @@
+"""Every threshold and weight of the detection core, in one documented place.
+
+Each indicator turns its reading into a score between 0 and 1 with :func:`~detector.detection.features.shares.ramp`
+between a ``low`` (ordinary) and a ``high`` (alarming) value. Scores fall into two groups:
+
+* **harvest** — what the traffic asks for: reasoning spelled out, long outputs, one template
+  with ever-new fillings, single-turn exchanges, one narrow capability. A weighted mean,
+  *gated* by the payload (reasoning elicitation or long outputs): templated high-volume traffic
+  that harvests nothing (a classification batch job) stays quiet.
+* **automation** — how the traffic is sent: volume against the account's own baseline,
+  round-the-clock activity, machine-regular timing, a brand-new account, traffic moved to a
+  new model, rate-limit hits, an outlier against the population. Combined as a noisy-or.
+
+``risk = 100 × harvest × (automation_floor + (1 − automation_floor) × automation)``
+
+so harvesting alone reaches at most ``100 × automation_floor`` and heavy automation alone
+(coding agents, resellers) nothing.
+
+A policy can be loaded from JSON (``DETECTOR_POLICY_FILE``); unknown keys are an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from detector.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionPolicy:
+    """Thresholds and weights; the defaults are the ones measured in the README."""
+
+    # -- warm-up: nothing alerts before there is evidence
+    warmup_hours: float = 1.0
+    """Event-time hours after the first record before any alert: baselines need traffic."""
+    min_requests: int = 8
+    """Requests an account must have sent before it can be alerted on."""
+
+    # -- harvest indicators (low, high, weight)
+    reasoning_elicitation: tuple[float, float, float] = (0.25, 0.7, 3.0)
+    output_at_max_tokens: tuple[float, float, float] = (0.1, 0.5, 1.0)
+    long_outputs: tuple[float, float, float] = (600.0, 1600.0, 1.0)
+    """Mean output tokens."""
+    output_input_ratio: tuple[float, float, float] = (4.0, 15.0, 0.5)
+    """Mean output tokens per input token: short questions, long answers."""
+    templated_novel_fill: tuple[float, float, float] = (0.3, 0.8, 2.0)
+    single_turn: tuple[float, float, float] = (0.7, 0.95, 1.0)
+    capability_focus: tuple[float, float, float] = (0.5, 0.9, 1.0)
+    content_repeat_relief: tuple[float, float] = (0.2, 0.6)
+    """Share of prompts repeated verbatim: evaluation suites re-run, extractors never repeat."""
+    payload_gate: float = 0.5
+    """Harvest is scaled down linearly while the payload score is below this."""
+
+    # -- automation indicators (low, high, weight)
+    volume_vs_baseline: tuple[float, float, float] = (4.0, 40.0, 0.5)
+    """Hourly rate over max(own 24 h rate, population median)."""
+    round_the_clock: tuple[float, float, float] = (14.0, 22.0, 0.4)
+    """Active hours out of the last 24."""
+    timing_regularity: tuple[float, float, float] = (0.5, 1.2, 0.35)
+    """Spread (std) of log inter-arrival gaps; *lower* is more machine-like (scored inverted)."""
+    new_account: tuple[float, float, float] = (2.0, 21.0, 0.55)
+    """Account age in days at its first request; *younger* is more suspicious (scored inverted)."""
+    new_model_share: tuple[float, float, float] = (0.2, 0.6, 0.35)
+    rate_limited_share: tuple[float, float, float] = (0.02, 0.2, 0.3)
+    population_outlier: tuple[float, float, float] = (0.6, 0.9, 0.3)
+    """Half-space-trees score of the account's feature vector against the population."""
+    automation_floor: float = 0.45
+
+    # -- severities and alert lifecycle
+    warning_risk: float = 55.0
+    critical_risk: float = 75.0
+    resolve_risk: float = 35.0
+    """An open alert resolves when risk falls below this (hysteresis under ``warning_risk``)."""
+    idle_resolve_hours: float = 6.0
+    """An open alert resolves when its account has been silent this long (event time)."""
+    rescore_step: float = 10.0
+    """An open alert is re-emitted when risk rose this many points since it was last sent."""
+    new_model_window_hours: float = 72.0
+    """A model counts as new for this long after the population first used it."""
+
+    # -- memory
+    max_accounts: int = 1_000_000
+    """Profiles kept per worker; beyond it the least recently active account is evicted (~1.4 KB each)."""
+    account_ttl_hours: float = 168.0
+    """A profile idle this long (event time) is evicted: its baselines are a week stale."""
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> DetectionPolicy:
+        """Defaults overridden by a JSON object of field names; unknown names are rejected."""
+        try:
+            overrides = orjson.loads(Path(path).read_bytes())
+        except (OSError, orjson.JSONDecodeError) as error:
+            raise ConfigError(f"policy file {path}: expected a readable JSON object; got {error}") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(f"policy file {path}: unknown fields {unknown}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})

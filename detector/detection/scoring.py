@@ -1,0 +1,347 @@
+"""Risk of systematic extraction for one account, with the evidence that drove it.
+
+Pure: takes an :class:`~detector.detection.profile.AccountProfile` and the population's state, returns an
+:class:`Assessment`. The formula and every threshold are in :mod:`detector.detection.policy`.
+"""
+
+from __future__ import annotations
+
+from math import exp, log
+from typing import NamedTuple
+
+from river import anomaly, compose, preprocessing, stats
+
+from detector.detection.features import activity
+from detector.detection.features.prompting import capability_focus
+from detector.detection.features.prompts import TASK_KINDS
+from detector.detection.features.shares import ramp
+from detector.detection.policy import DetectionPolicy
+from detector.detection.profile import AccountProfile
+
+_POPULATION_MEDIAN = object()
+"""Placeholder baseline: looked up in the population only when evidence is needed."""
+SEVERITIES = ("info", "warning", "critical")
+
+
+class Evidence(NamedTuple):
+    """One indicator's reading, how alarming it is, and the points of risk it earned."""
+
+    indicator: str
+    observed: float
+    baseline: float | None
+    score: float
+    contribution: float
+    detail: str
+
+
+class Assessment:
+    """An account's risk score (0–100), severity tier and supporting evidence, strongest first.
+
+    Evidence, and the points of risk each indicator earned, are worked out only when asked for
+    (when an alert is emitted): scoring happens far more often than alerting.
+    """
+
+    __slots__ = ("risk", "severity", "_groups", "_population", "_evidence")
+
+    def __init__(
+        self,
+        risk: float,
+        severity: str,
+        groups: tuple[tuple[list[_Reading], list[float], float], ...] = (),
+        population: Population | None = None,
+    ):
+        """``groups``: per group of indicators, its readings, each reading's share of the group's
+        score, and the points of risk the group added, to be split by those shares."""
+        self.risk = risk
+        self.severity = severity
+        self._groups = groups
+        self._population = population
+        self._evidence: list[Evidence] | None = None
+
+    def with_severity(self, severity: str) -> Assessment:
+        """The same assessment under another severity tier."""
+        return Assessment(self.risk, severity, self._groups, self._population)
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        if self._evidence is None:
+            evidence = []
+            for readings, shares, points in self._groups:
+                total = sum(shares) or 1.0
+                for reading, share in zip(readings, shares, strict=True):
+                    contribution = points * share / total
+                    if contribution >= 0.5:
+                        evidence.append(_evidence(reading, contribution, self._population))
+            evidence.sort(key=lambda e: -e.contribution)
+            self._evidence = evidence
+        return self._evidence
+
+
+_Reading = tuple
+"""``(indicator, observed, baseline, score, weight, detail)``: a plain tuple, not a NamedTuple,
+as scoring builds a dozen per assessment and a NamedTuple costs a Python call to build."""
+
+
+class Population:
+    """Population-level models shared by all accounts of one detector (one per worker).
+
+    * medians of each indicator (River ``stats.Quantile``), the baseline shown in evidence and
+      the volume baseline for accounts too young to have their own;
+    * a ``HalfSpaceTrees`` model of account feature vectors: how unusual an account is among
+      all accounts. Accounts it finds anomalous are not learned from (River's convention).
+
+    Each account feeds them at most once per event-time hour, so heavy accounts do not
+    dominate the population.
+    """
+
+    def __init__(self, seed: int = 7):
+        self.seed = seed
+        self.medians: dict[str, stats.Quantile] = {}
+        self.accounts_folded = 0
+        self.outlier_model = compose.Pipeline(
+            preprocessing.MinMaxScaler(),
+            anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=250, seed=seed),
+        )
+        self.outlier_learned = 0
+
+    def median(self, indicator: str) -> float | None:
+        quantile = self.medians.get(indicator)
+        return None if quantile is None or self.accounts_folded < 20 else quantile.get()
+
+    def update(self, profile: AccountProfile, features: dict[str, float]) -> None:
+        """Fold an account's current readings into the population; refresh its outlier score."""
+        self.accounts_folded += 1
+        for name, value in features.items():
+            quantile = self.medians.get(name)
+            if quantile is None:
+                quantile = self.medians[name] = stats.Quantile(0.5)
+            quantile.update(value)
+        if self.outlier_learned >= 500:
+            profile.population_outlier = self.outlier_model.score_one(features)
+        if profile.population_outlier < 0.7:
+            self.outlier_model.learn_one(features)
+            self.outlier_learned += 1
+
+
+def _severity(risk: float, policy: DetectionPolicy) -> str:
+    if risk >= policy.critical_risk:
+        return "critical"
+    if risk >= policy.warning_risk:
+        return "warning"
+    return "info"
+
+
+def _ramped(indicator: str, observed: float, setting: tuple[float, float, float], detail: str) -> _Reading:
+    low, high, weight = setting
+    return indicator, observed, _POPULATION_MEDIAN, ramp(observed, low, high), weight, detail
+
+
+def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[_Reading]:
+    readings = []
+    if profile.prompts:
+        kind, focus = capability_focus(profile)
+        readings += (
+            _ramped(
+                "reasoning_elicitation_share",
+                profile.reasoning_share,
+                policy.reasoning_elicitation,
+                "share of prompts asking for step-by-step or internal reasoning",
+            ),
+            _ramped(
+                "templated_novel_fill_share",
+                profile.novel_fill_share,
+                policy.templated_novel_fill,
+                "share of prompts reusing a template with content never sent before",
+            ),
+            _ramped(
+                "capability_focus",
+                focus,
+                policy.capability_focus,
+                f"share of prompts on one task kind ({TASK_KINDS[kind]})",
+            ),
+        )
+    if profile.max_token_observations:
+        readings.append(
+            _ramped(
+                "output_at_max_tokens_share",
+                profile.at_max_tokens_share,
+                policy.output_at_max_tokens,
+                "share of responses cut off at max_tokens",
+            )
+        )
+    if profile.token_observations:
+        readings += (
+            _ramped(
+                "output_tokens_mean", profile.output_tokens_mean, policy.long_outputs, "mean output tokens per response"
+            ),
+            _ramped(
+                "output_input_ratio",
+                profile.output_input_ratio,
+                policy.output_input_ratio,
+                "mean output tokens per input token",
+            ),
+        )
+    if profile.turn_observations:
+        readings.append(
+            _ramped(
+                "single_turn_share",
+                profile.first_turn_share,
+                policy.single_turn,
+                "share of requests opening a conversation, without follow-ups",
+            )
+        )
+    return readings
+
+
+def _automation_readings(
+    profile: AccountProfile, now: float, policy: DetectionPolicy, population: Population
+) -> list[_Reading]:
+    readings = []
+    rate = activity.recent_rate(profile, now)
+    population_rate = population.median("requests_per_hour") or 1.0
+    own_rate = activity.daily_rate(profile, now) if now - profile.first_seen >= 86400 else 0.0
+    baseline = max(own_rate, population_rate, 1.0)
+    low, high, weight = policy.volume_vs_baseline
+    readings.append(
+        (
+            "requests_per_hour",
+            rate,
+            baseline,
+            ramp(rate / baseline, low, high),
+            weight,
+            "requests in the last hour against the account's own daily rate or the population's",
+        )
+    )
+    hours = activity.active_hours(profile, now)
+    readings.append(
+        _ramped("active_hours_24h", hours, policy.round_the_clock, "clock hours with traffic among the last 24")
+    )
+    if profile.gaps >= 10:
+        spread = activity.timing_spread(profile)
+        low, high, weight = policy.timing_regularity
+        readings.append(
+            (
+                "inter_arrival_spread",
+                spread,
+                _POPULATION_MEDIAN,
+                1.0 - ramp(spread, low, high),
+                weight,
+                "spread of log gaps between requests; low means machine-regular",
+            )
+        )
+    if profile.created_at is not None:
+        age_days = max(profile.first_seen - profile.created_at, 0.0) / 86400.0
+        low, high, weight = policy.new_account
+        readings.append(
+            (
+                "account_age_days",
+                age_days,
+                None,
+                1.0 - ramp(age_days, low, high),
+                weight,
+                "account age at its first request; new accounts going straight to volume",
+            )
+        )
+    readings.append(
+        _ramped(
+            "new_model_share",
+            profile.new_model_share,
+            policy.new_model_share,
+            "share of traffic moved to a model released in the last days",
+        )
+    )
+    readings.append(
+        _ramped(
+            "rate_limited_share",
+            profile.rate_limited_share,
+            policy.rate_limited_share,
+            "share of requests refused with HTTP 429",
+        )
+    )
+    if population.outlier_learned >= 500:
+        low, high, weight = policy.population_outlier
+        readings.append(
+            (
+                "population_outlier",
+                profile.population_outlier,
+                None,
+                ramp(profile.population_outlier, low, high),
+                weight,
+                "half-space-trees anomaly score of the account among all accounts",
+            )
+        )
+    return readings
+
+
+def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, population: Population) -> Assessment:
+    """Score one account at event time ``now``.
+
+    >>> from detector.detection.profile import AccountProfile
+    >>> quiet = AccountProfile(first_seen=0.0, last_seen=0.0, requests=1)
+    >>> assess(quiet, 60.0, DetectionPolicy(), Population()).severity
+    'info'
+    """
+    harvest = _harvest_readings(profile, policy)
+    weights = 0.0
+    weighted = []
+    payload = 0.0
+    for indicator, _, _, score, weight, _ in harvest:
+        weights += weight
+        weighted.append(weight * score)
+        if indicator in _PAYLOAD and score > payload:
+            payload = score
+    if not weights:
+        return Assessment(0.0, "info")
+    harvest_score = sum(weighted) / weights
+    if payload < policy.payload_gate:
+        harvest_score *= payload / policy.payload_gate
+    if profile.prompts:
+        harvest_score *= 1.0 - ramp(profile.repeat_share, *policy.content_repeat_relief)
+    automation = _automation_readings(profile, now, policy, population)
+    spared = []
+    for _, _, _, score, weight, _ in automation:
+        kept = 1.0 - weight * score
+        spared.append(-log(kept if kept >= 1e-9 else 1e-9))
+    automation_score = 1.0 - exp(-sum(spared))
+    floor = policy.automation_floor
+    risk = 100.0 * harvest_score * (floor + (1.0 - floor) * automation_score)
+    # Points of risk per indicator: the harvest-only part split by weighted score, the rest
+    # (what automation added) split by each indicator's share of the noisy-or.
+    from_harvest = 100.0 * harvest_score * floor
+    groups = ((harvest, weighted, from_harvest), (automation, spared, risk - from_harvest))
+    return Assessment(round(risk, 1), _severity(risk, policy), groups, population)
+
+
+_PAYLOAD = frozenset({"reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"})
+
+
+def _evidence(reading: _Reading, contribution: float, population: Population | None) -> Evidence:
+    indicator, observed, baseline, score, _, detail = reading
+    if baseline is _POPULATION_MEDIAN:
+        baseline = population.median(indicator) if population is not None else None
+    return Evidence(
+        indicator,
+        round(observed, 4),
+        None if baseline is None else round(baseline, 4),
+        round(score, 3),
+        round(contribution, 1),
+        detail,
+    )
+
+
+def population_features(profile: AccountProfile, now: float) -> dict[str, float]:
+    """The account's feature vector as the population models see it."""
+    return {
+        "requests_per_hour": activity.recent_rate(profile, now),
+        "active_hours_24h": float(activity.active_hours(profile, now)),
+        "inter_arrival_spread": activity.timing_spread(profile) if profile.gaps >= 10 else 2.0,
+        "reasoning_elicitation_share": profile.reasoning_share,
+        "templated_novel_fill_share": profile.novel_fill_share,
+        "capability_focus": capability_focus(profile)[1],
+        "output_at_max_tokens_share": profile.at_max_tokens_share,
+        "output_tokens_mean": profile.output_tokens_mean,
+        "output_input_ratio": profile.output_input_ratio,
+        "single_turn_share": profile.first_turn_share,
+        "new_model_share": profile.new_model_share,
+        "rate_limited_share": profile.rate_limited_share,
+    }

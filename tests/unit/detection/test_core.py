@@ -1,0 +1,153 @@
+"""The detection core on hand-built traffic: who is alerted, with what evidence, and when."""
+
+from __future__ import annotations
+
+import random
+
+from detector.detection.core import Detector
+from detector.detection.records import Request
+
+T0 = 1_772_409_600.0
+HOUR = 3600.0
+
+
+def request(account: str, t: float, n: int, **fields) -> Request:
+    values = dict(
+        event_id=f"{account}-{n}",
+        timestamp=t,
+        account_id=account,
+        model="helix-3",
+        input_tokens=120,
+        output_tokens=300,
+        status_code=200,
+    )
+    values.update(fields)
+    return Request(**values)
+
+
+def extractor(account: str, start: float, count: int, every: float = 4.0, **overrides):
+    """A script: one template, new content each time, reasoning requested, outputs at the limit."""
+    for n in range(count):
+        fields = dict(
+            prompt_text=f"Solve the following problem step by step, showing all reasoning: "
+            f"a train leaves at {n} and travels {n * 7 % 97} km; case {n * 31}",
+            max_tokens=4096,
+            output_tokens=4096,
+            finish_reason="length",
+            turn_index=0,
+            account_created_at=start - 0.5 * 86400,
+        )
+        fields.update(overrides)
+        yield request(account, start + n * every, n, **fields)
+
+
+def chatter(account: str, start: float, hours: float, seed: int):
+    """A person: a few conversations a day, follow-ups, varied questions, ordinary outputs."""
+    rnd = random.Random(seed)
+    topics = [
+        "recipes for dinner",
+        "a python error",
+        "holiday ideas in Spain",
+        "how tides work",
+        "a cover letter",
+        "the French revolution",
+        "my garden's tomatoes",
+        "a birthday poem",
+    ]
+    t, n = start, 0
+    while t < start + hours * HOUR:
+        conversation = rnd.randrange(1 << 30)
+        for turn in range(rnd.randint(1, 5)):
+            yield request(
+                account,
+                t,
+                n,
+                prompt_text=f"Question about {rnd.choice(topics)}: {rnd.random():.6f}?",
+                turn_index=turn,
+                conversation_id=str(conversation),
+                output_tokens=rnd.randint(80, 700),
+                max_tokens=2048,
+                finish_reason="stop",
+                account_created_at=start - 400 * 86400,
+            )
+            n += 1
+            t += rnd.uniform(20, 240)
+        t += rnd.expovariate(1 / (2 * HOUR))
+
+
+def run(requests) -> tuple[Detector, list]:
+    detector = Detector()
+    alerts = detector.process_all(sorted(requests, key=lambda r: r.timestamp))
+    return detector, alerts
+
+
+def background(hours: float = 8.0, people: int = 30):
+    return [r for i in range(people) for r in chatter(f"person-{i}", T0, hours, seed=i)]
+
+
+def test_a_blatant_extractor_is_alerted_and_people_are_not():
+    _, alerts = run(background() + list(extractor("script", T0 + 2 * HOUR, 1500)))
+    assert {a.subject for a in alerts} == {"script"}
+    assert alerts[-1].severity == "critical"
+    indicators = {e.indicator for e in alerts[-1].evidence}
+    assert {"reasoning_elicitation_share", "templated_novel_fill_share"} & indicators
+
+
+def test_updates_keep_one_dedup_key_and_one_open_alert():
+    _, alerts = run(background() + list(extractor("script", T0 + 2 * HOUR, 1500)))
+    assert len({a.dedup_key for a in alerts}) == 1
+    assert [a.sequence for a in alerts] == list(range(1, len(alerts) + 1))
+    assert all(a.status == "firing" for a in alerts)
+
+
+def test_an_alert_resolves_when_its_account_falls_silent():
+    detector, alerts = run(background(hours=12) + list(extractor("script", T0 + 2 * HOUR, 600)))
+    resolved = [a for a in alerts if a.status == "resolved"]
+    assert [a.subject for a in resolved] == ["script"]
+    assert resolved[0].time - resolved[0].last_seen >= 6 * HOUR
+    assert not detector.alerts.open
+
+
+def test_nothing_alerts_during_warm_up():
+    _, alerts = run(list(extractor("script", T0, 1500, every=5.0)))
+    assert alerts and min(a.time for a in alerts) >= T0 + HOUR
+
+
+def test_without_prompt_text_an_extractor_is_still_caught_on_its_outputs():
+    _, alerts = run(background() + list(extractor("script", T0 + 2 * HOUR, 1500, prompt_text=None)))
+    assert {a.subject for a in alerts} == {"script"}
+    assert "reasoning_elicitation_share" not in {e.indicator for a in alerts for e in a.evidence}
+
+
+def test_templated_batch_jobs_with_short_outputs_are_not_alerted():
+    batch = [
+        request(
+            "batch",
+            T0 + 2 * HOUR + n * 2.0,
+            n,
+            prompt_text=f"Classify the sentiment of review {n}: 'ok'",
+            output_tokens=3,
+            max_tokens=10,
+            finish_reason="stop",
+            turn_index=0,
+            account_created_at=T0 - 2 * 86400,
+        )
+        for n in range(3000)
+    ]
+    _, alerts = run(background() + batch)
+    assert not alerts
+
+
+def test_replaying_the_same_records_gives_identical_alerts():
+    traffic = background() + list(extractor("script", T0 + 2 * HOUR, 800))
+    first = [a.to_cloudevent() for a in run(traffic)[1]]
+    second = [a.to_cloudevent() for a in run(traffic)[1]]
+    assert first == second and first
+
+
+def test_late_records_do_not_move_time_backwards():
+    detector = Detector()
+    detector.process(request("a", T0 + 100, 0))
+    detector.process(request("a", T0 + 10, 1))
+    profile = detector.profiles["a"]
+    assert profile.last_seen == T0 + 100 and profile.requests == 2
