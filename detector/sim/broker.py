@@ -24,8 +24,9 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from detector.errors import DetectorError
+from detector.sim.secure_front import SecureFront, TlsServerFiles
 
-__all__ = ["BrokerError", "EmbeddedBroker", "acreate_topics", "create_topics"]
+__all__ = ["BrokerError", "EmbeddedBroker", "TlsServerFiles", "acreate_topics", "create_topics"]
 
 _LOOPBACK = "127.0.0.1"
 _TOPIC_ALREADY_EXISTS = 36
@@ -76,33 +77,50 @@ def _death_signal_setter():
     return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-def _answers_metadata(port: int, timeout: float) -> bool:
-    """True if a Kafka Metadata (v0) request to the port gets a reply advertising that port.
+_PROBE_CORRELATION_ID = 0x5EED
 
-    A listening socket is not enough: the broker must parse a request and describe itself,
-    which is what every client does first.
-    """
-    correlation_id = 0x5EED
+
+def _probe(port: int, api_key: int, request_body: bytes, timeout: float) -> bytes | None:
+    """The reply body to one v0 request, or None if the broker did not answer it."""
     client_id = b"detector-broker-probe"
-    body = struct.pack(">hhih", 3, 0, correlation_id, len(client_id)) + client_id
-    body += struct.pack(">i", 0)  # no topics named: v0 then describes all of them
+    body = struct.pack(">hhih", api_key, 0, _PROBE_CORRELATION_ID, len(client_id)) + client_id + request_body
     try:
         with socket.create_connection((_LOOPBACK, port), timeout=timeout) as sock:
             sock.sendall(struct.pack(">i", len(body)) + body)
             size = struct.unpack(">i", _read_exactly(sock, 4))[0]
             reply = _read_exactly(sock, size)
-        got_correlation_id, broker_count = struct.unpack_from(">ii", reply, 0)
-        if got_correlation_id != correlation_id:
-            return False
-        offset = 8
-        for _ in range(broker_count):  # each: node_id int32, host string, port int32
+    except (OSError, struct.error):
+        return None
+    return reply[4:] if struct.unpack_from(">i", reply, 0)[0] == _PROBE_CORRELATION_ID else None
+
+
+def _answers_metadata(port: int, timeout: float, advertised_port: int | None = None) -> bool:
+    """True if a Kafka Metadata (v0) request to the port gets a reply advertising ``advertised_port``
+    (the port itself by default).
+
+    A listening socket is not enough: the broker must parse a request and describe itself,
+    which is what every client does first.
+    """
+    reply = _probe(port, 3, struct.pack(">i", 0), timeout)  # no topics named: v0 describes all
+    if reply is None:
+        return False
+    try:
+        offset = 4
+        for _ in range(struct.unpack_from(">i", reply, 0)[0]):  # each: node_id int32, host string, port int32
             host_length = struct.unpack_from(">h", reply, offset + 4)[0]
-            if struct.unpack_from(">i", reply, offset + 6 + host_length)[0] == port:
+            if struct.unpack_from(">i", reply, offset + 6 + host_length)[0] == (advertised_port or port):
                 return True
             offset += 10 + host_length
-    except (OSError, struct.error):
+    except struct.error:
         return False
     return False
+
+
+def _answers_api_versions(port: int, timeout: float) -> bool:
+    """True if an ApiVersions (v0) request gets a reply without error: the one request a broker
+    that requires authentication answers before it."""
+    reply = _probe(port, 18, b"", timeout)
+    return reply is not None and len(reply) >= 2 and struct.unpack_from(">h", reply, 0)[0] == 0
 
 
 def _read_exactly(sock: socket.socket, count: int) -> bytes:
@@ -124,6 +142,14 @@ class EmbeddedBroker:
     unset, ``RUST_LOG`` from the environment or ``warn`` applies. Its output goes to :attr:`log_path`, kept after
     it stops so that a failure can be read afterwards.
 
+    Security, for the tests of the worker's Kafka security settings:
+
+    * ``sasl_users`` (name → password) and/or ``tls`` put a :class:`~detector.sim.secure_front.SecureFront`
+      on :attr:`port`: clients must authenticate (PLAIN, SCRAM-SHA-256/512) and/or speak TLS, and the
+      broker, on a port of its own, advertises the front's. Tansu cannot do either itself (see that module).
+    * ``require_authentication`` starts Tansu with its own ``--authentication``: it then refuses every
+      client's credentials, as it can store none; the worker's start-up error is tested against that.
+
     Usage::
 
         with EmbeddedBroker() as broker:
@@ -138,13 +164,26 @@ class EmbeddedBroker:
         log_level: str | None = None,
         ready_timeout: float = 10.0,
         stop_grace: float = 5.0,
+        sasl_users: Mapping[str, str] | None = None,
+        tls: TlsServerFiles | None = None,
+        require_authentication: bool = False,
     ) -> None:
+        if require_authentication and (sasl_users is not None or tls is not None):
+            raise BrokerError("require_authentication is Tansu's own check; it cannot sit behind sasl_users or tls")
         self.port = port
         self.log_path = Path(log_path) if log_path is not None else None
         self.log_level = log_level
         self.ready_timeout = ready_timeout
         self.stop_grace = stop_grace
+        self.sasl_users = dict(sasl_users) if sasl_users is not None else None
+        self.tls = tls
+        self.require_authentication = require_authentication
         self._process: subprocess.Popen[bytes] | None = None
+        self._front: SecureFront | None = None
+
+    @property
+    def _fronted(self) -> bool:
+        return self.sasl_users is not None or self.tls is not None
 
     @property
     def bootstrap(self) -> str:
@@ -179,16 +218,30 @@ class EmbeddedBroker:
         attempts = 1 if self.port is not None else 3
         for _ in range(attempts):
             port = self.port if self.port is not None else free_loopback_port()
-            if self._launch(binary, port):
+            broker_port = free_loopback_port() if self._fronted else port
+            if self._launch(binary, broker_port, advertised_port=port):
                 self.port = port
+                if self._fronted:
+                    self._start_front(broker_port)
                 return self
         raise BrokerError(
             f"the embedded broker exited before answering on 127.0.0.1:{port}; "
             f"its log ({self.log_path}) ends with:\n{self._log_tail()}"
         )
 
-    def _launch(self, binary: str, port: int) -> bool:
+    def _start_front(self, broker_port: int) -> None:
+        self._front = SecureFront(port=self.port, upstream_port=broker_port, users=self.sasl_users, tls=self.tls)
+        try:
+            self._front.start()
+        except OSError as exc:
+            self.stop()
+            raise BrokerError(
+                f"the embedded broker's TLS/SASL front could not listen on {self.bootstrap}: {exc}"
+            ) from exc
+
+    def _launch(self, binary: str, port: int, advertised_port: int) -> bool:
         url = f"tcp://{_LOOPBACK}:{port}"
+        advertised_url = f"tcp://{_LOOPBACK}:{advertised_port}"
         env = {key: value for key, value in os.environ.items() if key not in _BROKER_ENV_VARS}
         # Tansu's info level traces every request span: thousands of lines per client session.
         env["RUST_LOG"] = self.log_level or os.environ.get("RUST_LOG", "warn")
@@ -201,9 +254,10 @@ class EmbeddedBroker:
                     "--listener-url",
                     url,
                     "--advertised-listener-url",
-                    url,
+                    advertised_url,
                     "--storage-engine",
                     "memory://tansu/",
+                    *(["--authentication"] if self.require_authentication else []),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -220,7 +274,7 @@ class EmbeddedBroker:
             if self._process.poll() is not None:
                 self._reap()
                 return False
-            if _answers_metadata(port, timeout=1.0) and self._process.poll() is None:
+            if self._answers(port, advertised_port) and self._process.poll() is None:
                 return True
             time.sleep(0.02)
         self.stop()
@@ -229,6 +283,11 @@ class EmbeddedBroker:
             f"{self.ready_timeout:g} s; its log ({self.log_path}) ends with:\n{self._log_tail()}"
         )
 
+    def _answers(self, port: int, advertised_port: int) -> bool:
+        if self.require_authentication:  # Metadata waits for authentication
+            return _answers_api_versions(port, timeout=1.0)
+        return _answers_metadata(port, timeout=1.0, advertised_port=advertised_port)
+
     def stop(self) -> None:
         """Interrupt the broker, kill it if it lingers past ``stop_grace``, and reap it.
 
@@ -236,6 +295,9 @@ class EmbeddedBroker:
         clients (a long-poll fetch, a join) to finish; on SIGINT it exits at once.
         """
         atexit.unregister(self.stop)
+        if self._front is not None:
+            self._front.stop()
+            self._front = None
         process = self._process
         if process is None:
             return
@@ -270,12 +332,15 @@ class EmbeddedBroker:
         return f"<EmbeddedBroker {state} port={self.port} log={self.log_path}>"
 
 
-async def acreate_topics(bootstrap: str, partitions: Mapping[str, int], *, compacted: Collection[str] = ()) -> None:
+async def acreate_topics(
+    bootstrap: str, partitions: Mapping[str, int], *, compacted: Collection[str] = (), **client_options
+) -> None:
     """Create each topic with its partition count; a topic that already exists is left as is.
 
     Topics are made explicitly because the broker does not create them on first use. Names in
     ``compacted`` get ``cleanup.policy=compact`` (the embedded broker records the policy but
-    never compacts: values replay in order, so the newest still wins).
+    never compacts: values replay in order, so the newest still wins). ``client_options`` go to
+    the admin client (its security settings, for a broker behind TLS or SASL).
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError
@@ -297,7 +362,7 @@ async def acreate_topics(bootstrap: str, partitions: Mapping[str, int], *, compa
         )
         for name, count in partitions.items()
     ]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000, **client_options)
     try:
         await admin.start()
         response = await admin.create_topics(new_topics)
@@ -315,13 +380,15 @@ async def acreate_topics(bootstrap: str, partitions: Mapping[str, int], *, compa
         raise BrokerError(f"create_topics at {bootstrap} failed for " + "; ".join(failures))
 
 
-def create_topics(bootstrap: str, partitions: Mapping[str, int], *, compacted: Collection[str] = ()) -> None:
+def create_topics(
+    bootstrap: str, partitions: Mapping[str, int], *, compacted: Collection[str] = (), **client_options
+) -> None:
     """Blocking :func:`acreate_topics`, callable from plain code and from inside a running loop.
 
     Inside a running loop the work goes to a thread with its own loop, as the caller's loop
     cannot be re-entered; ``await acreate_topics(...)`` is the better call there.
     """
-    coroutine = acreate_topics(bootstrap, partitions, compacted=compacted)
+    coroutine = acreate_topics(bootstrap, partitions, compacted=compacted, **client_options)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
