@@ -43,7 +43,8 @@ class Settings:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = "PLAIN"
     sasl_username: str = ""
-    sasl_password: str = ""
+    sasl_password: str = dataclasses.field(default="", repr=False)
+    """Never in ``repr(settings)``, so never in a log line or error that shows the settings."""
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
