@@ -56,9 +56,11 @@ class Topics:
         self.dlq = f"{prefix}.requests.dlq"
         self.partitions = partitions
 
-    async def create(self, bootstrap: str) -> None:
+    async def create(self, bootstrap: str, **client_options) -> None:
         await acreate_topics(
-            bootstrap, {self.input: self.partitions, self.alerts: self.partitions, self.dlq: self.partitions}
+            bootstrap,
+            {self.input: self.partitions, self.alerts: self.partitions, self.dlq: self.partitions},
+            **client_options,
         )
 
 
@@ -131,9 +133,12 @@ async def wait_for_records(workers: list[Worker], expected: int, timeout: float 
     raise AssertionError(f"workers saw {seen:.0f} of {expected} records in {timeout:.0f} s:\n{tails}")
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
-    """Send (key, value) messages in order and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=8 << 20)
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]], **client_options) -> None:
+    """Send (key, value) messages in order and wait until the broker has them all.
+
+    ``client_options`` (security settings) go to the producer, as to the other helpers' clients.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=8 << 20, **client_options)
     await producer.start()
     try:
         for key, value in messages:
@@ -143,10 +148,17 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, settle: float = 5.0, timeout: float = 60.0) -> list[dict]:
+async def read_all(
+    bootstrap: str, topic: str, settle: float = 5.0, timeout: float = 60.0, **client_options
+) -> list[dict]:
     """Every message on ``topic``, decoded; stops once nothing new arrived for ``settle`` seconds."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        **client_options,
     )
     await consumer.start()
     out: list[dict] = []
