@@ -703,24 +703,9 @@ class Sweeps:
         self.next_boundary = (now // self.period + 1) * self.period
         return not first
 
+    def snapshot(self) -> float:
+        """The next boundary: the whole state of the clock."""
+        return self.next_boundary
 
-class CampaignLinker:
-    """Stages 2 and 3 in one process, for replay and tests; the worker splits them over topics."""
-
-    def __init__(self, policy: CampaignPolicy | None = None):
-        self.policy = policy or CampaignPolicy()
-        self.index = AttributeIndex(self.policy)
-        self.book = CampaignBook(self.policy)
-
-    def observe(self, observation: AttributeObservation) -> tuple[list[Alert], list[Membership]]:
-        alerts: list[Alert] = []
-        memberships: list[Membership] = []
-        for link in self.index.observe(observation):
-            new_alerts, new_memberships = self.book.observe(link)
-            alerts.extend(new_alerts)
-            memberships.extend(new_memberships)
-        return alerts, memberships
-
-    def expire(self, now: float) -> tuple[list[Alert], list[Membership]]:
-        self.index.expire(now)
-        return self.book.expire_idle(now)
+    def restore(self, next_boundary: float) -> None:
+        self.next_boundary = next_boundary

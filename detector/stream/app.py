@@ -192,6 +192,8 @@ class DetectorService:
         self.settings = settings
         self.detector = detector
         self.metrics = metrics
+        self.outbox: list = []
+        """Account summaries waiting to go to the link stage."""
         self.changed: dict[str, int] = {}
         """account → input partition of the accounts changed since their profile was published."""
         self._evicted_reported = detector.stats.accounts_evicted
@@ -210,7 +212,9 @@ class DetectorService:
         alerts: list[Alert] = []
         changed = self.changed
         for request in requests:
-            alerts.extend(self.detector.process(request))
+            processed = self.detector.process(request)
+            alerts.extend(processed.alerts)
+            self.outbox.extend(processed.observations)
             changed[request.account_id] = partition
         if requests:
             metrics.records_accepted.inc(len(requests))
@@ -233,7 +237,7 @@ class DetectorService:
 
     def drain_observations(self, partitions: int) -> dict[int, bytes]:
         """Queued account summaries, one JSON array per attributes-topic partition."""
-        outbox = self.detector.outbox
+        outbox = self.outbox
         if not outbox:
             return {}
         by_partition: dict[int, list] = {}
@@ -270,7 +274,7 @@ def create_app(
     registry = registry if registry is not None else CollectorRegistry()
     metrics = DetectorMetrics.create(registry)
     if detector is None:
-        detector = Detector(settings.policy(), link_inline=False)
+        detector = Detector(settings.policy())
         if load_state(detector, settings.snapshot_path):
             log.info("restored %d account profiles from %s", len(detector.profiles), settings.snapshot_path)
     service = DetectorService(settings, detector, metrics)
@@ -396,7 +400,7 @@ def create_app(
                         if time.perf_counter() > pause_at:  # let heartbeats, timers and other stages run
                             await asyncio.sleep(0)
                             pause_at = time.perf_counter() + DETECT_SLICE_SECONDS
-                if len(service.detector.outbox) >= OBSERVATION_BATCH:
+                if len(service.outbox) >= OBSERVATION_BATCH:
                     await send_observations()
                 await app.producer.flush()
                 try:
