@@ -20,6 +20,7 @@ topics keyed differently and replay runs in one process:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import math
@@ -249,6 +250,49 @@ class AttributeIndex:
             )
         return links
 
+    def snapshot(self) -> dict:
+        """Every attribute's members and running totals, as plain data (lists, dicts, numbers)."""
+        return {
+            attribute: [
+                state.first_seen,
+                state.last_seen,
+                {account: list(reported) for account, reported in state.members.items()},
+                sorted(state.linked),
+                state.checked,
+                state.harvest_like,
+                state.harvesting_accounts,
+                state.linking,
+                state.extra_members,
+            ]
+            for attribute, state in self.attributes.items()
+        }
+
+    def restore(self, state: dict) -> None:
+        self.attributes = {
+            attribute: _AttributeState(
+                first_seen,
+                last_seen,
+                {account: tuple(reported) for account, reported in members.items()},
+                set(linked),
+                checked,
+                harvest_like,
+                harvesting_accounts,
+                linking,
+                extra_members,
+            )
+            for attribute, (
+                first_seen,
+                last_seen,
+                members,
+                linked,
+                checked,
+                harvest_like,
+                harvesting_accounts,
+                linking,
+                extra_members,
+            ) in state.items()
+        }
+
     def expire(self, now: float) -> int:
         """Forget attributes idle for ``attribute_ttl_hours``; how many were dropped."""
         cutoff = now - self.policy.attribute_ttl_hours * 3600.0
@@ -318,9 +362,45 @@ class CampaignBook:
         self._exclusive: set[str] = set()
         """Client attributes exclusive to harvesters, as their latest link said."""
         self._waiting: dict[str, set[str]] = {}
+        """client attribute → accounts that linked through it while in no campaign."""
         self._weak_seen: dict[str, float] = {}
         """weak attribute → its latest link: what :meth:`expire_idle` forgets after ``attribute_ttl_hours``."""
-        """client attribute → accounts that linked through it while in no campaign."""
+
+    def snapshot(self) -> dict:
+        """The campaigns (open alerts with their sequence numbers included) and what joins accounts
+        to them, as plain data: sets become sorted lists, a bridge its sorted pair and kinds."""
+        return {
+            "campaigns": [dataclasses.asdict(campaign) for campaign in self.campaigns.values()],
+            "campaign_of": dict(self.campaign_of),
+            "merged_into": dict(self._merged_into),
+            "weak_members": {attribute: sorted(accounts) for attribute, accounts in self._weak_members.items()},
+            "weak_campaigns": {attribute: sorted(ids) for attribute, ids in self._weak_campaigns.items()},
+            "weakly_joined": sorted(self._weakly_joined),
+            "pending": {
+                account: {campaign_id: sorted(kinds) for campaign_id, kinds in campaigns.items()}
+                for account, campaigns in self._pending.items()
+            },
+            "bridges": [[sorted(pair), sorted(kinds)] for pair, kinds in self._bridges.items()],
+            "exclusive": sorted(self._exclusive),
+            "waiting": {attribute: sorted(accounts) for attribute, accounts in self._waiting.items()},
+            "weak_seen": dict(self._weak_seen),
+        }
+
+    def restore(self, state: dict) -> None:
+        self.campaigns = {fields["campaign_id"]: Campaign(**fields) for fields in state["campaigns"]}
+        self.campaign_of = dict(state["campaign_of"])
+        self._merged_into = dict(state["merged_into"])
+        self._weak_members = {attribute: set(accounts) for attribute, accounts in state["weak_members"].items()}
+        self._weak_campaigns = {attribute: set(ids) for attribute, ids in state["weak_campaigns"].items()}
+        self._weakly_joined = set(state["weakly_joined"])
+        self._pending = {
+            account: {campaign_id: set(kinds) for campaign_id, kinds in campaigns.items()}
+            for account, campaigns in state["pending"].items()
+        }
+        self._bridges = {frozenset(pair): set(kinds) for pair, kinds in state["bridges"]}
+        self._exclusive = set(state["exclusive"])
+        self._waiting = {attribute: set(accounts) for attribute, accounts in state["waiting"].items()}
+        self._weak_seen = dict(state["weak_seen"])
 
     def _current(self, campaign_id: str | None) -> str | None:
         while campaign_id is not None and campaign_id in self._merged_into:

@@ -6,6 +6,7 @@ Pure: takes an :class:`~detector.detection.profile.AccountProfile` and the popul
 
 from __future__ import annotations
 
+import pickle
 from math import exp, log
 from typing import NamedTuple
 
@@ -103,6 +104,17 @@ class Population:
             anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=250, seed=seed),
         )
         self.outlier_learned = 0
+
+    def snapshot(self) -> bytes:
+        """The models, pickled: River's quantiles and trees have no other serial form. For this
+        detector's own use only (never unpickle a snapshot from an untrusted source)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, state: bytes) -> None:
+        restored = pickle.loads(state)
+        if not isinstance(restored, Population):
+            raise TypeError(f"Population.restore: expected a pickled Population; got {type(restored).__name__}")
+        self.__dict__.update(restored.__dict__)
 
     def median(self, indicator: str) -> float | None:
         quantile = self.medians.get(indicator)

@@ -236,8 +236,10 @@ def decode_membership(value: bytes) -> Membership:
     Membership(account_id='acct_1', campaign_id=None, since=1772409600.25)
     """
     fields = orjson.loads(value)
-    since = datetime.fromisoformat(fields["since"].replace("Z", "+00:00")).timestamp()
-    return Membership(fields["account_id"], fields["campaign_id"], since)
+    account_id, campaign_id = fields["account_id"], fields["campaign_id"]
+    return Membership(
+        account_id, campaign_id, datetime.fromisoformat(fields["since"].replace("Z", "+00:00")).timestamp()
+    )
 
 
 class ChainedStages:
