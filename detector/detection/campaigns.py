@@ -402,8 +402,9 @@ class CampaignBook:
         self._waiting = {attribute: set(accounts) for attribute, accounts in state["waiting"].items()}
         self._weak_seen = dict(state["weak_seen"])
 
-    def _current(self, campaign_id: str | None) -> str | None:
-        while campaign_id is not None and campaign_id in self._merged_into:
+    def _current(self, campaign_id: str) -> str:
+        """The campaign that ``campaign_id`` was merged into, if it was (through any number of merges)."""
+        while campaign_id in self._merged_into:
             campaign_id = self._merged_into[campaign_id]
         return campaign_id
 
@@ -433,13 +434,14 @@ class CampaignBook:
         if link.account_id in self._weakly_joined:
             account_campaign = None  # a strong link outranks a weak one
         attribute_campaign = self.campaign_of.get(link.attribute)
-        if account_campaign is None and attribute_campaign is None:
+        existing = account_campaign or attribute_campaign
+        if existing is None:
             campaign = Campaign(_campaign_id(link.attribute), link.timestamp, link.timestamp)
             self.campaigns[campaign.campaign_id] = campaign
         elif account_campaign and attribute_campaign and account_campaign != attribute_campaign:
             campaign = self._merge(account_campaign, attribute_campaign, memberships, alerts, link.timestamp)
         else:
-            campaign = self.campaigns[account_campaign or attribute_campaign]
+            campaign = self.campaigns[existing]
         self.campaign_of[link.attribute] = campaign.campaign_id
         self._add(campaign, link, memberships)
         return campaign
@@ -474,9 +476,9 @@ class CampaignBook:
         campaign = self.campaigns[own]
         self._add(campaign, link, memberships)
         if own not in touched:  # accounts that reached this attribute before any campaign did
-            for waiting in sorted(members):
-                if waiting not in self.campaign_of:
-                    self._consider(waiting, {own}, kind, link._replace(account_id=waiting, requests=0), memberships)
+            for candidate in sorted(members):
+                if candidate not in self.campaign_of:
+                    self._consider(candidate, {own}, kind, link._replace(account_id=candidate, requests=0), memberships)
         self._claim(link, memberships)
         return campaign
 
@@ -628,7 +630,8 @@ class CampaignBook:
         the alerts of campaigns that grew since their last one (paced by ``min_resend_minutes``),
         so a list completed by a last burst of links does not wait for a link that may never come."""
         cutoff = now - self.policy.campaign_idle_hours * 3600.0
-        alerts, memberships = [], []
+        alerts: list[Alert] = []
+        memberships: list[Membership] = []
         for campaign in list(self.campaigns.values()):
             if campaign.open and campaign.last_seen >= cutoff and len(campaign.members) > campaign.alerted_size:
                 alerts.extend(self._review(campaign, now, memberships))

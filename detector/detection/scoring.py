@@ -19,8 +19,12 @@ from detector.detection.features.shares import ramp
 from detector.detection.policy import DetectionPolicy
 from detector.detection.profile import AccountProfile
 
-_POPULATION_MEDIAN = object()
-"""Placeholder baseline: looked up in the population only when evidence is needed."""
+
+class _PopulationMedian:
+    """Placeholder baseline: looked up in the population only when evidence is needed."""
+
+
+_POPULATION_MEDIAN = _PopulationMedian()
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -78,7 +82,7 @@ class Assessment:
         return self._evidence
 
 
-_Reading = tuple
+_Reading = tuple[str, float, "float | None | _PopulationMedian", float, float, str]
 """``(indicator, observed, baseline, score, weight, detail)``: a plain tuple, not a NamedTuple,
 as scoring builds a dozen per assessment and a NamedTuple costs a Python call to build."""
 
@@ -149,7 +153,7 @@ def _ramped(indicator: str, observed: float, setting: tuple[float, float, float]
 
 
 def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[_Reading]:
-    readings = []
+    readings: list[_Reading] = []
     if profile.prompts:
         kind, focus = capability_focus(profile)
         readings += (
@@ -208,7 +212,7 @@ def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[
 def _automation_readings(
     profile: AccountProfile, now: float, policy: DetectionPolicy, population: Population
 ) -> list[_Reading]:
-    readings = []
+    readings: list[_Reading] = []
     rate = activity.recent_rate(profile, now)
     population_rate = population.median("requests_per_hour") or 1.0
     own_rate = activity.daily_rate(profile, now) if now - profile.first_seen >= 86400 else 0.0
@@ -329,7 +333,7 @@ _PAYLOAD = frozenset({"reasoning_elicitation_share", "output_at_max_tokens_share
 
 def _evidence(reading: _Reading, contribution: float, population: Population | None) -> Evidence:
     indicator, observed, baseline, score, _, detail = reading
-    if baseline is _POPULATION_MEDIAN:
+    if isinstance(baseline, _PopulationMedian):
         baseline = population.median(indicator) if population is not None else None
     return Evidence(
         indicator,

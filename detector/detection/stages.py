@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
@@ -58,7 +59,8 @@ class Detected(NamedTuple):
     """Membership changes of the campaign stages in this process, in the order they were made."""
 
 
-class Shard(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Shard:
     """One of ``count`` detect stages that split the accounts between them by a stable hash of the
     account id, as Kafka's keying splits them between input partitions (``detector replay --workers``)."""
 
