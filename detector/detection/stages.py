@@ -8,11 +8,15 @@
 
 The worker runs each as its own Kafka stage (``detector/stream/``); ``detector replay`` and
 ``detector eval`` chain them in one process (:class:`CampaignStages`), so the two cannot drift apart.
-Every stage keeps one event-time sweep clock (:class:`~detector.detection.campaigns.Sweeps`) and
-moves it *before* it takes in what arrived, as the detector does with its records: the same
-input gives the same sweeps wherever the stage runs. Membership changes have one wire form,
-:func:`encode_membership` (``schemas/membership.v1.schema.json``), for the membership topic and
-for ``detector replay --members`` alike.
+Every stage keeps one event-time sweep clock (:class:`~detector.detection.campaigns.Sweeps`).
+The link and merge stages take in a batch, then move their clock to its newest time: the worker
+calls them once per message, whose contents thus count as before the sweep it triggers. In one
+process the detector moves them to each new event time *before* the record's summaries
+(:meth:`Detector.process <detector.detection.core.Detector.process>`), so a sweep falls exactly
+between the records it separates; a worker's sweeps fall at most one message later.
+
+Membership changes have one wire form, :func:`encode_membership`
+(``schemas/membership.v1.schema.json``), for the membership topic and ``detector replay --members``.
 """
 
 from __future__ import annotations
@@ -143,12 +147,12 @@ class LinkStage:
         self.sweeps = Sweeps()
 
     def handle(self, observations: Iterable[AttributeObservation], now: float) -> Linked:
-        """Move the clock to ``now`` (forgetting idle attributes on a sweep), then link the observations."""
+        """Link the observations, then move the clock to ``now`` (forgetting idle attributes on a sweep)."""
+        observe = self.index.observe
+        links = [link for observation in observations for link in observe(observation)]
         swept = self.sweeps.due(now)
         if swept:
             self.index.expire(now)
-        observe = self.index.observe
-        links = [link for observation in observations for link in observe(observation)]
         return Linked(links, now, swept)
 
     def snapshot(self) -> dict:
@@ -172,27 +176,44 @@ class MergeStage:
     def __init__(self, policy: CampaignPolicy | None = None):
         self.book = CampaignBook(policy)
         self.sweeps = Sweeps()
+        self.watermark = float("-inf")
+        """The newest event time the stage was given."""
+        self._swept_at = float("-inf")
 
     def handle(self, links: Iterable[Link], watermark: float) -> Merged:
-        """Move the clock to ``watermark`` (resolving idle campaigns on a sweep), then fold the links in."""
+        """Fold the links in, then move the clock to ``watermark`` (resolving idle campaigns on a sweep)."""
         alerts: list[Alert] = []
         memberships: list[Membership] = []
-        if self.sweeps.due(watermark):
-            alerts, memberships = self.book.expire_idle(watermark)
         observe = self.book.observe
         for link in links:
             new_alerts, new_memberships = observe(link)
             alerts.extend(new_alerts)
             memberships.extend(new_memberships)
+        self.watermark = max(self.watermark, watermark)
+        if self.sweeps.due(watermark):
+            expired_alerts, expired_memberships = self.book.expire_idle(watermark)
+            alerts.extend(expired_alerts)
+            memberships.extend(expired_memberships)
         return Merged(alerts, memberships)
+
+    def sweep(self) -> Merged:
+        """Sweep at the newest event time seen, off the clock's boundaries: when no link comes for a
+        while (a backfill or a feed that stops), the update of a campaign that grew in the last burst
+        of links would otherwise wait for an event time that may never come. Sweeping twice at one
+        time changes nothing: only growth since the last alert is sent, at the event-time pace."""
+        if self.watermark == self._swept_at:
+            return Merged([], [])
+        self._swept_at = self.watermark
+        return Merged(*self.book.expire_idle(self.watermark))
 
     def snapshot(self) -> dict:
         """The campaign book, its open campaign alerts included, and the clock: plain data."""
-        return {"book": self.book.snapshot(), "sweeps": self.sweeps.snapshot()}
+        return {"book": self.book.snapshot(), "sweeps": self.sweeps.snapshot(), "watermark": self.watermark}
 
     def restore(self, state: dict) -> None:
         self.book.restore(state["book"])
         self.sweeps.restore(state["sweeps"])
+        self.watermark = state["watermark"]
 
 
 _NOTHING = Merged([], [])

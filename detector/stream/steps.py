@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 DETECT_SLICE_SECONDS = 0.05
 """The detect step yields the event loop (heartbeats, timers, the other stages) this often inside a
 batch: 500 envelopes of 200 records are seconds of work."""
+IDLE_SWEEP_SECONDS = 2.0
+"""The merge step sweeps at its newest event time once the links topic has been quiet this long
+(see :meth:`MergeStage.sweep <detector.detection.stages.MergeStage.sweep>`)."""
 OBSERVATION_BATCH = 1000
 """Account summaries go to the link stage in batches: a message per partition per input message
 would double Faust's per-message cost; campaigns can wait half a second (the app's flush timer)."""
@@ -262,9 +265,12 @@ class MergeStep:
         self.encode_alerts = encode_alerts
         self.pacer = pacer
         self.clock = clock
+        self._last_message: float | None = None
+        """When the latest links message arrived (None: swept since)."""
 
     async def handle(self, value: bytes) -> None:
         links, watermark = decode_links(value)
+        self._last_message = self.clock()
         await self.publish(self.stage.handle(links, watermark))
 
     async def publish(self, merged: Merged) -> None:
@@ -278,8 +284,13 @@ class MergeStep:
             )
 
     async def send_due(self) -> None:
-        """Campaign updates held back by the pacer go out when their turn comes."""
-        await self._send_alerts(self.pacer.due(self.clock()))
+        """Campaign updates held back by the pacer go out when their turn comes; once the links topic
+        has been quiet for :data:`IDLE_SWEEP_SECONDS`, the stage sweeps at the event time it reached."""
+        now = self.clock()
+        if self._last_message is not None and now - self._last_message >= IDLE_SWEEP_SECONDS:
+            self._last_message = None
+            await self.publish(self.stage.sweep())
+        await self._send_alerts(self.pacer.due(now))
 
     async def drain(self) -> None:
         """Every held-back update, at shutdown."""

@@ -61,7 +61,7 @@ def test_the_link_stage_reports_a_sweep_even_without_links():
     assert stage.handle([], T0 + 3600) == ([], T0 + 3600, True)
 
 
-def test_the_merge_stage_moves_its_clock_before_it_takes_in_links():
+def test_the_merge_stage_sweeps_when_the_clock_it_is_given_crosses_a_boundary():
     stage = MergeStage()
     stage.handle([], T0)
     assert stage.sweeps.next_boundary > T0

@@ -121,12 +121,12 @@ def test_link_and_merge_steps_turn_shared_payment_summaries_into_one_campaign_al
     assert {m.key for m in members} == {f"a{n}".encode() for n in range(40)}
     assert all(orjson.loads(m.value)["campaign_id"] == campaign_alerts[0]["data"]["campaign_id"] for m in members)
     assert [a["data"]["account_count"] for a in campaign_alerts] == [25]
-    # the second message's clock crossed a sweep: the grown campaign (30) is re-sent before its links,
-    # but within 30 s of wall time of the first alert, so it waits for its turn
+    # grown to 35 ten event-time minutes after its first alert, the campaign is re-sent, but within
+    # 30 s of wall time of the first one: the update waits for its turn
     clock[0] += 30.0
     asyncio.run(merge.send_due())
     counts = [orjson.loads(m.value)["data"]["account_count"] for m in sink.to(SETTINGS.alerts_topic)]
-    assert counts == [25, 30]
+    assert counts == [25, 35]
 
 
 def test_a_snapshot_is_written_to_disk_and_the_changed_profiles_handed_over(tmp_path):
@@ -146,3 +146,35 @@ def test_a_snapshot_is_written_to_disk_and_the_changed_profiles_handed_over(tmp_
     assert sent == [("state", 1, [b"script"])]
     restored = Detector()
     assert load(restored, settings.snapshot_path) and restored.profiles == step.detector.profiles
+
+
+def test_when_links_stop_coming_the_merge_step_sends_the_last_growth_of_a_campaign():
+    """Members that join late in event time (a partition that lags) do not re-send the campaign on
+    their own, and a feed that ends leaves no later sweep to do it: after a quiet spell the merge step
+    sweeps at the newest event time it saw, and the grown campaign's update goes out."""
+    sink = RecordingSink()
+    metrics = DetectorMetrics.create(CollectorRegistry())
+    clock = [100.0]
+    link = LinkStep(LinkStage(), SETTINGS, sink)
+    merge = MergeStep(MergeStage(), SETTINGS, sink, AlertEncoder(SETTINGS, metrics), UpdatePacer(0.0), lambda: clock[0])
+    alerted = [AttributeObservation("payment:p1", f"a{n}", T0, 4, 4, 4) for n in range(25)]
+    elsewhere = [AttributeObservation("network:n9", "b", T0 + 900, 4, 0, 0)]  # the clock moves on
+    late = [AttributeObservation("payment:p1", f"a{n}", T0 + 60, 4, 4, 4) for n in range(25, 30)]
+
+    def sizes() -> list[int]:
+        return [orjson.loads(m.value)["data"]["account_count"] for m in sink.to(SETTINGS.alerts_topic)]
+
+    async def run():
+        for observations in (alerted, elsewhere, late):
+            await link.handle(encode_observations(observations))
+        for message in sink.to(SETTINGS.links_topic):
+            await merge.handle(message.value)
+        await merge.send_due()  # not quiet long enough yet
+        before = sizes()
+        clock[0] += 10.0
+        await merge.send_due()
+        return before, sizes()
+
+    before, after = asyncio.run(run())
+    assert before == [25]
+    assert after == [25, 30]
