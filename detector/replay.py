@@ -36,6 +36,7 @@ import tempfile
 import time
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -116,18 +117,18 @@ class _Outputs:
         self.summary.alerted_accounts.update(account_ids)
         self.alerts_out.write(event + b"\n")
 
-    def dead_letters(self, dead_letters: list[DeadLetter]) -> None:
+    def dead_letters(self, dead_letters: Sequence[DeadLetter]) -> None:
         for dead_letter in dead_letters:
             self.summary.rejected[dead_letter.reason] += 1
             if self.dlq_out is not None:
                 self.dlq_out.write(dead_letter.value + b"\n")
 
-    def memberships(self, memberships: list[Membership]) -> None:
+    def memberships(self, memberships: Sequence[Membership]) -> None:
         if self.members_out is not None:
             self.members_out.writelines(encode_membership(membership) + b"\n" for membership in memberships)
 
 
-def _encoded(alerts: list[Alert], event_kwargs: dict) -> list[tuple[str, tuple[str, ...], bytes]]:
+def _encoded(alerts: Sequence[Alert], event_kwargs: dict) -> list[tuple[str, tuple[str, ...], bytes]]:
     return [(alert.status, alert.account_ids, orjson.dumps(alert.to_cloudevent(**event_kwargs))) for alert in alerts]
 
 
@@ -157,15 +158,17 @@ def replay(
         if line.isspace():
             continue
         lines += 1
-        detected = handle(line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number)
-        accepted += len(detected.requests)
-        if detected.dead_letters:
-            outputs.dead_letters(detected.dead_letters)
-        if detected.alerts:
-            for encoded in _encoded(detected.alerts, event_kwargs):
+        requests, alerts, dead_letters, _, memberships = handle(
+            line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number
+        )
+        accepted += len(requests)
+        if dead_letters:
+            outputs.dead_letters(dead_letters)
+        if alerts:
+            for encoded in _encoded(alerts, event_kwargs):
                 outputs.alert(*encoded)
-        if detected.memberships:
-            outputs.memberships(detected.memberships)
+        if memberships:
+            outputs.memberships(memberships)
     summary.lines, summary.accepted = lines, accepted
     if bar is not None:
         bar.update(lines - bar.n)

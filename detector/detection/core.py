@@ -7,7 +7,7 @@ detector's clock is the newest record timestamp it has seen (its watermark).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -48,9 +48,9 @@ class Processed(NamedTuple):
 
     alerts: list[Alert]
     """Account alerts (and, with campaign stages in this process, campaign alerts) in the order they arose."""
-    observations: list[AttributeObservation]
+    observations: Sequence[AttributeObservation]
     """Account summaries for the link stage; empty when the campaign stages ran in this process."""
-    memberships: list[Membership]
+    memberships: Sequence[Membership]
     """Membership changes made by campaign stages in this process (already applied here)."""
 
 
@@ -84,24 +84,24 @@ class Detector:
         """
         timestamp = request.timestamp
         emitted: list[Alert] = []
-        memberships: list[Membership] = []
+        memberships: Sequence[Membership] = ()  # tuples, not lists, when empty: this runs per record
         if timestamp > self.watermark:
             if self.started is None:
                 self.started = timestamp
             self.watermark = timestamp
             if self.sweeps.due(timestamp):
                 emitted.extend(self._sweep())
-            if campaigns is not None and campaigns.due(timestamp):
-                self._fold(campaigns.handle((), timestamp), emitted, memberships)
+            if campaigns is not None and timestamp >= campaigns.next_sweep:
+                memberships = self._fold(campaigns.handle((), timestamp), emitted, memberships)
         self.stats.requests += 1
         profile = self._observe(request)
         requests = profile.requests
-        observations: list[AttributeObservation] = []
+        observations: Sequence[AttributeObservation] = ()
         if summary_due(requests):
             observations = self._summarise(request, profile)
             if campaigns is not None:
-                self._fold(campaigns.handle(observations, timestamp), emitted, memberships)
-                observations = []
+                memberships = self._fold(campaigns.handle(observations, timestamp), emitted, memberships)
+                observations = ()
         now = self.watermark
         started = self.started if self.started is not None else now
         if now - profile.last_population_update >= POPULATION_REFRESH_SECONDS:
@@ -136,16 +136,18 @@ class Detector:
             for key in attribute_keys(request, templates)
         ]
 
-    def _fold(self, merged, alerts: list[Alert], memberships: list[Membership]) -> None:
-        """Take in the campaign alerts and membership changes of campaign stages in this process."""
-        if merged.memberships:
-            self.apply_memberships(merged.memberships)
-            memberships.extend(merged.memberships)
+    def _fold(self, merged, alerts: list[Alert], memberships: Sequence[Membership]) -> Sequence[Membership]:
+        """Take in the campaign alerts and membership changes of campaign stages in this process;
+        the membership changes so far."""
         if merged.alerts:
             self.stats.alerts_fired += sum(alert.status == "firing" for alert in merged.alerts)
             alerts.extend(merged.alerts)
+        if merged.memberships:
+            self.apply_memberships(merged.memberships)
+            return [*memberships, *merged.memberships]
+        return memberships
 
-    def apply_memberships(self, memberships: list[Membership]) -> None:
+    def apply_memberships(self, memberships: Iterable[Membership]) -> None:
         """Remember which campaign each account belongs to; its account alerts will say so."""
         for membership in memberships:
             if membership.campaign_id is None:

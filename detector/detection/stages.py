@@ -22,7 +22,7 @@ Membership changes have one wire form, :func:`encode_membership`
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -55,11 +55,11 @@ class Detected(NamedTuple):
 
     requests: list[Request]
     """The records accepted, in order (the worker notes their accounts as changed)."""
-    alerts: list[Alert]
-    dead_letters: list[DeadLetter]
-    observations: list[AttributeObservation]
+    alerts: Sequence[Alert]
+    dead_letters: Sequence[DeadLetter]
+    observations: Sequence[AttributeObservation]
     """Account summaries for the link stage (none when the campaign stages run in this process)."""
-    memberships: list[Membership]
+    memberships: Sequence[Membership]
     """Membership changes of the campaign stages in this process, in the order they were made."""
 
 
@@ -110,18 +110,21 @@ class DetectStage:
             requests = [request for request in requests if shard.owns(request.account_id)]
             if not shard.owns_message(offset):
                 rejections = []
-        alerts: list[Alert] = []
-        observations: list[AttributeObservation] = []
-        memberships: list[Membership] = []
+        alerts: Sequence[Alert] = ()
+        observations: Sequence[AttributeObservation] = ()
+        memberships: Sequence[Membership] = ()
         process, campaigns = self.detector.process, self.campaigns
-        for request in requests:
-            processed = process(request, campaigns)
-            if processed.alerts:
+        if len(requests) == 1:  # the common message, and replay's line: no lists to build
+            alerts, observations, memberships = process(requests[0], campaigns)
+        elif requests:
+            alerts, observations, memberships = [], [], []
+            for request in requests:
+                processed = process(request, campaigns)
                 alerts.extend(processed.alerts)
-            if processed.observations:
                 observations.extend(processed.observations)
-            if processed.memberships:
                 memberships.extend(processed.memberships)
+        if not rejections:
+            return Detected(requests, alerts, (), observations, memberships)
         dead_letters = [
             DeadLetter(rejection.reason, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset))
             for rejection in rejections
@@ -226,18 +229,19 @@ class CampaignStages:
     def __init__(self, policy: CampaignPolicy | None = None):
         self.link = LinkStage(policy)
         self.merge = MergeStage(policy)
-
-    def due(self, now: float) -> bool:
-        """Whether ``now`` would sweep either stage: the detector asks before each new event time,
-        so the stages are called per record only when there is something to do."""
-        return now >= self.link.sweeps.next_boundary or now >= self.merge.sweeps.next_boundary
+        self.next_sweep = float("-inf")
+        """The earliest event time at which either stage sweeps: the detector calls :meth:`handle`
+        with no observations only from then on, not on every record."""
 
     def handle(self, observations: Iterable[AttributeObservation], now: float) -> Merged:
         """Observations through both stages; what the merge stage produced."""
         linked = self.link.handle(observations, now)
         if not linked.links and not linked.swept:
-            return _NOTHING
-        return self.merge.handle(linked.links, linked.watermark)
+            merged = _NOTHING
+        else:
+            merged = self.merge.handle(linked.links, linked.watermark)
+        self.next_sweep = min(self.link.sweeps.next_boundary, self.merge.sweeps.next_boundary)
+        return merged
 
 
 def encode_membership(membership: Membership) -> bytes:
