@@ -31,10 +31,10 @@ from detector.sim.broker import EmbeddedBroker
 STAGES = (  # the first frame found in a sample names its stage
     ("Detector.process", "Detector.process (the core)"),
     ("decode_envelope", "decode_envelope (msgspec)"),
-    ("create_app.<locals>.link", "link stage"),
-    ("create_app.<locals>.merge", "merge stage"),
-    ("DetectorService.drain_observations", "drain_observations"),
-    ("DetectorService.encode_alerts", "alert encoding"),
+    ("LinkStep.handle", "link stage"),
+    ("MergeStep.handle", "merge stage"),
+    ("DetectStep.flush_observations", "flush_observations"),
+    ("AlertEncoder.__call__", "alert encoding"),
     ("state.snapshot_parts", "snapshot"),
     ("AccountHandover.publish", "profile publishing"),
 )

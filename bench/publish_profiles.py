@@ -34,7 +34,7 @@ PARTITIONS = 4
 async def measure(bootstrap: str, accounts: int, repeat: int) -> dict[str, list[float]]:
     """µs per profile, each way, ``repeat`` times."""
     await acreate_topics(bootstrap, {"state": PARTITIONS})
-    detector = Detector(link_inline=False)
+    detector = Detector()
     for index in range(accounts):
         detector.profiles[f"acct_{index:016x}"] = AccountProfile(first_seen=1.0, last_seen=2.0, requests=index)
     batched = ProfileSender(Settings(broker_url=f"kafka://{bootstrap}"))

@@ -34,6 +34,7 @@ sys.path[:0] = [str(BENCH), str(ROOT)]  # the helpers beside this file; tests.in
 
 import core_figures  # noqa: E402
 import kafka_figures  # noqa: E402
+import replay_workers  # noqa: E402
 import workload  # noqa: E402
 
 from detector.sim.broker import EmbeddedBroker  # noqa: E402
@@ -138,6 +139,7 @@ ORDER = (
     "d.parse",
     "d.decode",
     "d.core",
+    "d.workers",
     "e.fed",
     "e.restored",
     "e.total",
@@ -241,6 +243,20 @@ class Bench:
                 unit="records/s",
             ),
         ]
+        workers = replay_workers.measure(path, workers=2, rounds=self.sizes["repeat"])
+        one, two = rate(workers["lines_per_s_1"]), rate(workers["lines_per_s_2"])
+        self.figures.append(
+            Figure(
+                "d.workers",
+                "    detector replay --workers 2 against 1 (alternating runs)",
+                f"{workers['speed_up']:.2f} × ({two} against {one})",
+                "≥ 1.7 × on 2 cores, same dedup keys",
+                judged([(workers["speed_up"] >= 1.7, "< 1.7 ×"), (workers["same_dedup_keys"], "other dedup keys")]),
+                value=workers["speed_up"],
+                unit="×",
+                details=workers,
+            )
+        )
 
     # -- (e) and the in-memory half of (f) -------------------------------------------------------
     def state(self) -> None:

@@ -73,12 +73,12 @@ def cloned_requests(accounts: int) -> list:
 
 
 def feed(requests: list) -> Detector:
-    """A worker-mode detector that has processed ``requests`` (its outbox drained as the worker does)."""
-    detector = Detector(link_inline=False)
-    process, outbox = detector.process, detector.outbox
+    """A worker-mode detector that has processed ``requests`` (its account summaries dropped: they
+    would go to the link stage)."""
+    detector = Detector()
+    process = detector.process
     for request in requests:
         process(request)
-        outbox.clear()
     return detector
 
 
@@ -109,7 +109,7 @@ def fed(accounts: int, snapshot_out: Path | None) -> dict:
         result["snapshot_save_seconds"] = time.perf_counter() - started
         data = snapshot_out.read_bytes()
         started = time.perf_counter()
-        restored_detector = state.restore(Detector(link_inline=False), data)
+        restored_detector = state.restore(Detector(), data)
         result["snapshot_restore_seconds"] = time.perf_counter() - started
         assert len(restored_detector.profiles) == accounts
     return result
@@ -121,7 +121,7 @@ def restored(accounts: int, sample_accounts: int) -> dict:
     del sample
     gc.collect()
     before = rss_bytes()
-    detector = Detector(link_inline=False)
+    detector = Detector()
     base = rss_bytes()
     decode = msgspec.msgpack.Decoder(AccountProfile).decode
     profiles = detector.profiles

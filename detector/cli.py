@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from detector.errors import DetectorError
@@ -17,17 +18,19 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from detector.detection.core import Detector
     from detector.replay import replay_file
     from detector.stream.config import Settings
 
     settings = Settings.from_env()
+    if args.workers < 1:
+        raise DetectorError(f"replay: --workers must be at least 1; got {args.workers}")
     summary = replay_file(
-        Detector(settings.policy()),
+        settings.policy(),
         args.input,
         args.output,
         args.dlq,
         args.members,
+        workers=args.workers,
         alert_source=settings.alert_source,
         runbook_url=settings.runbook_url,
     )
@@ -88,7 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("input", help="request.v1 JSON lines; .gz is decompressed; - reads stdin")
     replay.add_argument("-o", "--output", help="alerts as JSON lines (default stdout; .gz compresses)")
     replay.add_argument("--dlq", help="rejected lines with their reasons, as dead-letter JSON lines")
-    replay.add_argument("--members", help="campaign membership changes as JSON lines (account_id, campaign_id, since)")
+    replay.add_argument("--members", help="campaign membership changes as JSON lines (membership.v1)")
+    replay.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="detect-stage processes, accounts split by a hash of their id (default: this machine's cores)",
+    )
     replay.set_defaults(run=_replay)
 
     simulate = commands.add_parser("simulate", help="generate labeled request.v1 traffic (benign and attack families)")

@@ -155,6 +155,17 @@ class AlertBook:
         self.open: dict[str, OpenAlert] = {}
         self._sequences: dict[str, int] = {}
 
+    def snapshot(self) -> dict:
+        """The open alerts and every account's last sequence number, as plain data.
+
+        Sequences outlive their alerts: a restarted worker must not re-use an event id.
+        """
+        return {"open": dict(self.open), "sequences": dict(self._sequences)}
+
+    def restore(self, state: dict) -> None:
+        self.open = dict(state["open"])
+        self._sequences = dict(state["sequences"])
+
     def _next_sequence(self, account_id: str) -> int:
         sequence = self._sequences.get(account_id, 0) + 1
         self._sequences[account_id] = sequence

@@ -20,6 +20,7 @@ topics keyed differently and replay runs in one process:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import math
@@ -249,6 +250,49 @@ class AttributeIndex:
             )
         return links
 
+    def snapshot(self) -> dict:
+        """Every attribute's members and running totals, as plain data (lists, dicts, numbers)."""
+        return {
+            attribute: [
+                state.first_seen,
+                state.last_seen,
+                {account: list(reported) for account, reported in state.members.items()},
+                sorted(state.linked),
+                state.checked,
+                state.harvest_like,
+                state.harvesting_accounts,
+                state.linking,
+                state.extra_members,
+            ]
+            for attribute, state in self.attributes.items()
+        }
+
+    def restore(self, state: dict) -> None:
+        self.attributes = {
+            attribute: _AttributeState(
+                first_seen,
+                last_seen,
+                {account: tuple(reported) for account, reported in members.items()},
+                set(linked),
+                checked,
+                harvest_like,
+                harvesting_accounts,
+                linking,
+                extra_members,
+            )
+            for attribute, (
+                first_seen,
+                last_seen,
+                members,
+                linked,
+                checked,
+                harvest_like,
+                harvesting_accounts,
+                linking,
+                extra_members,
+            ) in state.items()
+        }
+
     def expire(self, now: float) -> int:
         """Forget attributes idle for ``attribute_ttl_hours``; how many were dropped."""
         cutoff = now - self.policy.attribute_ttl_hours * 3600.0
@@ -318,12 +362,49 @@ class CampaignBook:
         self._exclusive: set[str] = set()
         """Client attributes exclusive to harvesters, as their latest link said."""
         self._waiting: dict[str, set[str]] = {}
+        """client attribute → accounts that linked through it while in no campaign."""
         self._weak_seen: dict[str, float] = {}
         """weak attribute → its latest link: what :meth:`expire_idle` forgets after ``attribute_ttl_hours``."""
-        """client attribute → accounts that linked through it while in no campaign."""
 
-    def _current(self, campaign_id: str | None) -> str | None:
-        while campaign_id is not None and campaign_id in self._merged_into:
+    def snapshot(self) -> dict:
+        """The campaigns (open alerts with their sequence numbers included) and what joins accounts
+        to them, as plain data: sets become sorted lists, a bridge its sorted pair and kinds."""
+        return {
+            "campaigns": [dataclasses.asdict(campaign) for campaign in self.campaigns.values()],
+            "campaign_of": dict(self.campaign_of),
+            "merged_into": dict(self._merged_into),
+            "weak_members": {attribute: sorted(accounts) for attribute, accounts in self._weak_members.items()},
+            "weak_campaigns": {attribute: sorted(ids) for attribute, ids in self._weak_campaigns.items()},
+            "weakly_joined": sorted(self._weakly_joined),
+            "pending": {
+                account: {campaign_id: sorted(kinds) for campaign_id, kinds in campaigns.items()}
+                for account, campaigns in self._pending.items()
+            },
+            "bridges": [[sorted(pair), sorted(kinds)] for pair, kinds in self._bridges.items()],
+            "exclusive": sorted(self._exclusive),
+            "waiting": {attribute: sorted(accounts) for attribute, accounts in self._waiting.items()},
+            "weak_seen": dict(self._weak_seen),
+        }
+
+    def restore(self, state: dict) -> None:
+        self.campaigns = {fields["campaign_id"]: Campaign(**fields) for fields in state["campaigns"]}
+        self.campaign_of = dict(state["campaign_of"])
+        self._merged_into = dict(state["merged_into"])
+        self._weak_members = {attribute: set(accounts) for attribute, accounts in state["weak_members"].items()}
+        self._weak_campaigns = {attribute: set(ids) for attribute, ids in state["weak_campaigns"].items()}
+        self._weakly_joined = set(state["weakly_joined"])
+        self._pending = {
+            account: {campaign_id: set(kinds) for campaign_id, kinds in campaigns.items()}
+            for account, campaigns in state["pending"].items()
+        }
+        self._bridges = {frozenset(pair): set(kinds) for pair, kinds in state["bridges"]}
+        self._exclusive = set(state["exclusive"])
+        self._waiting = {attribute: set(accounts) for attribute, accounts in state["waiting"].items()}
+        self._weak_seen = dict(state["weak_seen"])
+
+    def _current(self, campaign_id: str) -> str:
+        """The campaign that ``campaign_id`` was merged into, if it was (through any number of merges)."""
+        while campaign_id in self._merged_into:
             campaign_id = self._merged_into[campaign_id]
         return campaign_id
 
@@ -353,13 +434,14 @@ class CampaignBook:
         if link.account_id in self._weakly_joined:
             account_campaign = None  # a strong link outranks a weak one
         attribute_campaign = self.campaign_of.get(link.attribute)
-        if account_campaign is None and attribute_campaign is None:
+        existing = account_campaign or attribute_campaign
+        if existing is None:
             campaign = Campaign(_campaign_id(link.attribute), link.timestamp, link.timestamp)
             self.campaigns[campaign.campaign_id] = campaign
         elif account_campaign and attribute_campaign and account_campaign != attribute_campaign:
             campaign = self._merge(account_campaign, attribute_campaign, memberships, alerts, link.timestamp)
         else:
-            campaign = self.campaigns[account_campaign or attribute_campaign]
+            campaign = self.campaigns[existing]
         self.campaign_of[link.attribute] = campaign.campaign_id
         self._add(campaign, link, memberships)
         return campaign
@@ -394,9 +476,9 @@ class CampaignBook:
         campaign = self.campaigns[own]
         self._add(campaign, link, memberships)
         if own not in touched:  # accounts that reached this attribute before any campaign did
-            for waiting in sorted(members):
-                if waiting not in self.campaign_of:
-                    self._consider(waiting, {own}, kind, link._replace(account_id=waiting, requests=0), memberships)
+            for candidate in sorted(members):
+                if candidate not in self.campaign_of:
+                    self._consider(candidate, {own}, kind, link._replace(account_id=candidate, requests=0), memberships)
         self._claim(link, memberships)
         return campaign
 
@@ -548,7 +630,8 @@ class CampaignBook:
         the alerts of campaigns that grew since their last one (paced by ``min_resend_minutes``),
         so a list completed by a last burst of links does not wait for a link that may never come."""
         cutoff = now - self.policy.campaign_idle_hours * 3600.0
-        alerts, memberships = [], []
+        alerts: list[Alert] = []
+        memberships: list[Membership] = []
         for campaign in list(self.campaigns.values()):
             if campaign.open and campaign.last_seen >= cutoff and len(campaign.members) > campaign.alerted_size:
                 alerts.extend(self._review(campaign, now, memberships))
@@ -703,24 +786,9 @@ class Sweeps:
         self.next_boundary = (now // self.period + 1) * self.period
         return not first
 
+    def snapshot(self) -> float:
+        """The next boundary: the whole state of the clock."""
+        return self.next_boundary
 
-class CampaignLinker:
-    """Stages 2 and 3 in one process, for replay and tests; the worker splits them over topics."""
-
-    def __init__(self, policy: CampaignPolicy | None = None):
-        self.policy = policy or CampaignPolicy()
-        self.index = AttributeIndex(self.policy)
-        self.book = CampaignBook(self.policy)
-
-    def observe(self, observation: AttributeObservation) -> tuple[list[Alert], list[Membership]]:
-        alerts: list[Alert] = []
-        memberships: list[Membership] = []
-        for link in self.index.observe(observation):
-            new_alerts, new_memberships = self.book.observe(link)
-            alerts.extend(new_alerts)
-            memberships.extend(new_memberships)
-        return alerts, memberships
-
-    def expire(self, now: float) -> tuple[list[Alert], list[Membership]]:
-        self.index.expire(now)
-        return self.book.expire_idle(now)
+    def restore(self, next_boundary: float) -> None:
+        self.next_boundary = next_boundary

@@ -7,19 +7,12 @@ detector's clock is the newest record timestamp it has seen (its watermark).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 from detector.detection.alerting import Alert, AlertBook
-from detector.detection.campaigns import (
-    AttributeObservation,
-    CampaignLinker,
-    CampaignPolicy,
-    Membership,
-    Sweeps,
-    attribute_keys,
-    summary_due,
-)
+from detector.detection.campaigns import AttributeObservation, Membership, Sweeps, attribute_keys, summary_due
 from detector.detection.features.activity import observe_activity
 from detector.detection.features.conversation import observe_turn
 from detector.detection.features.population import ModelCatalog, SeenPrompts
@@ -30,6 +23,9 @@ from detector.detection.features.tokens import observe_tokens
 from detector.detection.policy import DetectionPolicy
 from detector.detection.profile import AccountProfile
 from detector.detection.scoring import Population, assess, population_features
+
+if TYPE_CHECKING:
+    from detector.detection.stages import CampaignStages
 
 POPULATION_REFRESH_SECONDS = 6 * 3600.0
 """Each account feeds the population models at most this often: they describe the population,
@@ -47,26 +43,24 @@ class DetectorStats:
     alerts_resolved: int = 0
 
 
-class Detector:
-    """Per-account profiles, population models and open alerts of one worker (or one replay)."""
+class Processed(NamedTuple):
+    """All that one request produced: nothing is left on the detector for someone to drain."""
 
-    def __init__(
-        self,
-        policy: DetectionPolicy | None = None,
-        seed: int = 7,
-        *,
-        campaigns: CampaignPolicy | None = None,
-        link_inline: bool = True,
-    ):
-        """``link_inline``: run campaign linking here (replay, tests); otherwise attribute
-        observations queue in :attr:`outbox` for the worker to send to the linking stage."""
+    alerts: list[Alert]
+    """Account alerts (and, with campaign stages in this process, campaign alerts) in the order they arose."""
+    observations: Sequence[AttributeObservation]
+    """Account summaries for the link stage; empty when the campaign stages ran in this process."""
+    memberships: Sequence[Membership]
+    """Membership changes made by campaign stages in this process (already applied here)."""
+
+
+class Detector:
+    """Per-account profiles, population models and open alerts of one worker (or one replay shard)."""
+
+    def __init__(self, policy: DetectionPolicy | None = None, seed: int = 7):
         self.policy = policy or DetectionPolicy()
-        self.linker = CampaignLinker(campaigns) if link_inline else None
-        self.outbox: list[AttributeObservation] = []
         self.campaign_of: dict[str, str] = {}
         """account → campaign id, as the membership stream says."""
-        self.membership_updates: list[Membership] = []
-        """Membership changes made by inline linking, for whoever drains them (replay's --members)."""
         self.seed = seed
         self.profiles: dict[str, AccountProfile] = {}
         self.population = Population(seed=seed)
@@ -78,45 +72,59 @@ class Detector:
         self.watermark = float("-inf")
         self.sweeps = Sweeps()
 
-    def process(self, request) -> list[Alert]:
-        """Fold one validated request into its account's profile; return the alerts it causes."""
+    def process(self, request, campaigns: CampaignStages | None = None) -> Processed:
+        """Fold one validated request into its account's profile; all it produces.
+
+        ``campaigns``: the link and merge stages, when they run in this process (``detector replay``
+        with one worker, ``detector eval``): the clock reaches them first, then the request's account
+        summaries, and the membership changes they make apply before the account is reviewed, so its
+        alert already knows its campaign. Without them (the worker, a replay shard) the summaries are
+        returned for a link stage elsewhere, and membership news arrives later through
+        :meth:`apply_memberships`: an account may be reviewed once before it hears of its campaign.
+        """
         timestamp = request.timestamp
         emitted: list[Alert] = []
+        memberships: Sequence[Membership] = ()  # tuples, not lists, when empty: this runs per record
         if timestamp > self.watermark:
             if self.started is None:
                 self.started = timestamp
             self.watermark = timestamp
             if self.sweeps.due(timestamp):
                 emitted.extend(self._sweep())
-                if self.linker is not None:
-                    emitted.extend(self._apply(*self.linker.expire(timestamp)))
+            if campaigns is not None and timestamp >= campaigns.next_sweep:
+                memberships = self._fold(campaigns.handle((), timestamp), emitted, memberships)
         self.stats.requests += 1
         profile = self._observe(request)
         requests = profile.requests
+        observations: Sequence[AttributeObservation] = ()
         if summary_due(requests):
-            emitted.extend(self._summarise(request, profile))
+            observations = self._summarise(request, profile)
+            if campaigns is not None:
+                memberships = self._fold(campaigns.handle(observations, timestamp), emitted, memberships)
+                observations = ()
         now = self.watermark
+        started = self.started if self.started is not None else now
         if now - profile.last_population_update >= POPULATION_REFRESH_SECONDS:
             profile.last_population_update = now
             self.population.update(profile, population_features(profile, now))
         if (
             requests >= self.policy.min_requests
             and _assessment_due(requests)
-            and now - self.started >= self.policy.warmup_hours * 3600.0
+            and now - started >= self.policy.warmup_hours * 3600.0
         ):
             alert = self._review(request.account_id, profile, now)
             if alert is not None:
                 emitted.append(alert)
-        return emitted
+        return Processed(emitted, observations, memberships)
 
-    def _summarise(self, request, profile: AccountProfile) -> list[Alert]:
-        """Report the account's attributes to the linking stage (inline, or via the outbox)."""
+    def _summarise(self, request, profile: AccountProfile) -> list[AttributeObservation]:
+        """The account's attributes, for the link stage."""
         templates = [
             fingerprint
             for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts, strict=True)
             if count >= 2
         ]
-        observations = [
+        return [
             AttributeObservation(
                 key,
                 request.account_id,
@@ -127,25 +135,19 @@ class Detector:
             )
             for key in attribute_keys(request, templates)
         ]
-        if self.linker is None:
-            self.outbox.extend(observations)
-            return []
-        alerts: list[Alert] = []
-        observe = self.linker.observe
-        for observation in observations:
-            linked_alerts, memberships = observe(observation)
-            if linked_alerts or memberships:  # most observations change nothing
-                alerts.extend(self._apply(linked_alerts, memberships))
-        return alerts
 
-    def _apply(self, alerts: list[Alert], memberships: list[Membership]) -> list[Alert]:
-        """Take in campaign alerts and membership changes from the inline linking stages."""
-        self.apply_memberships(memberships)
-        self.membership_updates.extend(memberships)
-        self.stats.alerts_fired += sum(alert.status == "firing" for alert in alerts)
-        return alerts
+    def _fold(self, merged, alerts: list[Alert], memberships: Sequence[Membership]) -> Sequence[Membership]:
+        """Take in the campaign alerts and membership changes of campaign stages in this process;
+        the membership changes so far."""
+        if merged.alerts:
+            self.stats.alerts_fired += sum(alert.status == "firing" for alert in merged.alerts)
+            alerts.extend(merged.alerts)
+        if merged.memberships:
+            self.apply_memberships(merged.memberships)
+            return [*memberships, *merged.memberships]
+        return memberships
 
-    def apply_memberships(self, memberships: list[Membership]) -> None:
+    def apply_memberships(self, memberships: Iterable[Membership]) -> None:
         """Remember which campaign each account belongs to; its account alerts will say so."""
         for membership in memberships:
             if membership.campaign_id is None:
@@ -171,11 +173,11 @@ class Detector:
             self.started = profile.first_seen
         return True
 
-    def process_all(self, requests: Iterable) -> list[Alert]:
-        """Process requests in order; the alerts of all of them."""
+    def process_all(self, requests: Iterable, campaigns: CampaignStages | None = None) -> list[Alert]:
+        """Process requests in order; the alerts of all of them (tests, benchmarks)."""
         alerts: list[Alert] = []
         for request in requests:
-            alerts.extend(self.process(request))
+            alerts.extend(self.process(request, campaigns).alerts)
         return alerts
 
     def _observe(self, request) -> AccountProfile:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -99,4 +100,5 @@ class DetectionPolicy:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ConfigError(f"policy file {path}: unknown fields {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        return cls(**values)

@@ -363,6 +363,7 @@ def _classify_invalid(raw: bytes, exc: msgspec.ValidationError) -> tuple[str, st
     if isinstance(cause, RecordError):
         return cause.reason, cause.field, cause.detail
     parts = _MESSAGE.match(str(exc))
+    assert parts is not None  # every part of the pattern is optional: it matches any text
     message = parts["message"]
     field = (parts["path"] or "").lstrip(".") or None
     if (missing := _MISSING.match(message)) is not None:

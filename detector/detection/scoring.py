@@ -6,6 +6,7 @@ Pure: takes an :class:`~detector.detection.profile.AccountProfile` and the popul
 
 from __future__ import annotations
 
+import pickle
 from math import exp, log
 from typing import NamedTuple
 
@@ -18,8 +19,12 @@ from detector.detection.features.shares import ramp
 from detector.detection.policy import DetectionPolicy
 from detector.detection.profile import AccountProfile
 
-_POPULATION_MEDIAN = object()
-"""Placeholder baseline: looked up in the population only when evidence is needed."""
+
+class _PopulationMedian:
+    """Placeholder baseline: looked up in the population only when evidence is needed."""
+
+
+_POPULATION_MEDIAN = _PopulationMedian()
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -77,7 +82,7 @@ class Assessment:
         return self._evidence
 
 
-_Reading = tuple
+_Reading = tuple[str, float, "float | None | _PopulationMedian", float, float, str]
 """``(indicator, observed, baseline, score, weight, detail)``: a plain tuple, not a NamedTuple,
 as scoring builds a dozen per assessment and a NamedTuple costs a Python call to build."""
 
@@ -103,6 +108,17 @@ class Population:
             anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=250, seed=seed),
         )
         self.outlier_learned = 0
+
+    def snapshot(self) -> bytes:
+        """The models, pickled: River's quantiles and trees have no other serial form. For this
+        detector's own use only (never unpickle a snapshot from an untrusted source)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, state: bytes) -> None:
+        restored = pickle.loads(state)
+        if not isinstance(restored, Population):
+            raise TypeError(f"Population.restore: expected a pickled Population; got {type(restored).__name__}")
+        self.__dict__.update(restored.__dict__)
 
     def median(self, indicator: str) -> float | None:
         quantile = self.medians.get(indicator)
@@ -137,7 +153,7 @@ def _ramped(indicator: str, observed: float, setting: tuple[float, float, float]
 
 
 def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[_Reading]:
-    readings = []
+    readings: list[_Reading] = []
     if profile.prompts:
         kind, focus = capability_focus(profile)
         readings += (
@@ -196,7 +212,7 @@ def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[
 def _automation_readings(
     profile: AccountProfile, now: float, policy: DetectionPolicy, population: Population
 ) -> list[_Reading]:
-    readings = []
+    readings: list[_Reading] = []
     rate = activity.recent_rate(profile, now)
     population_rate = population.median("requests_per_hour") or 1.0
     own_rate = activity.daily_rate(profile, now) if now - profile.first_seen >= 86400 else 0.0
@@ -317,7 +333,7 @@ _PAYLOAD = frozenset({"reasoning_elicitation_share", "output_at_max_tokens_share
 
 def _evidence(reading: _Reading, contribution: float, population: Population | None) -> Evidence:
     indicator, observed, baseline, score, _, detail = reading
-    if baseline is _POPULATION_MEDIAN:
+    if isinstance(baseline, _PopulationMedian):
         baseline = population.median(indicator) if population is not None else None
     return Evidence(
         indicator,

@@ -34,6 +34,7 @@ from detector.detection.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE
 from detector.detection.core import Detector
 from detector.detection.policy import DetectionPolicy
 from detector.detection.records import Rejection, Request, decode_request
+from detector.detection.stages import ChainedStages
 from detector.errors import DetectorError
 from detector.replay import open_input
 
@@ -163,14 +164,14 @@ def evaluate(
     """Run a detector over ``requests`` in order and score its alerts against ``labels``.
 
     ``labels`` is what :func:`detector.sim.simulate.labels` returns. Rejections among ``requests``
-    are counted, not processed. ``detector`` defaults to a fresh ``Detector(policy)``; any object
-    with ``process(request) -> list[Alert]`` will do (tests pass a scripted fake). When it keeps
-    ``profiles`` with a ``risk`` (the real one does), an account's score is the highest risk it
-    was ever assessed at, not only when it alerted, so the threshold sweep reaches below the
-    alerting threshold; otherwise it is the highest risk of its account alerts.
+    are counted, not processed. ``detector`` defaults to the three stages chained over a fresh
+    ``Detector(policy)``; any object with ``process(request) -> list[Alert]`` will do (tests pass
+    a scripted fake). When it keeps ``profiles`` with a ``risk`` (the real one does), an account's
+    score is the highest risk it was ever assessed at, not only when it alerted, so the threshold
+    sweep reaches below the alerting threshold; otherwise it is the highest risk of its account alerts.
     """
     policy = policy or DetectionPolicy()
-    detector = detector if detector is not None else Detector(policy)
+    detector = detector if detector is not None else ChainedStages(Detector(policy))
     outcomes, campaigns = _outcomes(labels)
     profiles = getattr(detector, "profiles", None)
     rejected: Counter = Counter()

@@ -22,7 +22,6 @@ snapshot from an untrusted source.
 from __future__ import annotations
 
 import os
-import pickle
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -107,19 +106,20 @@ def snapshot_parts(detector: Detector) -> Iterator[bytes]:
         yield _framed(_encoder.encode(part))
         parts += 1
     del accounts
+    alerts, models = detector.alerts.snapshot(), detector.models.snapshot()
     yield _framed(
         _encoder.encode(
             Header(
                 version=FORMAT_VERSION,
                 watermark=detector.watermark,
                 started=detector.started,
-                next_sweep=detector.sweeps.next_boundary,
-                open_alerts=detector.alerts.open,
-                alert_sequences=detector.alerts._sequences,
+                next_sweep=detector.sweeps.snapshot(),
+                open_alerts=alerts["open"],
+                alert_sequences=alerts["sequences"],
                 campaign_of=detector.campaign_of,
-                model_first_used=detector.models._first_used,
-                models_started=detector.models._started,
-                population=pickle.dumps(detector.population, protocol=pickle.HIGHEST_PROTOCOL),
+                model_first_used=models["first_used"],
+                models_started=models["started"],
+                population=detector.population.snapshot(),
                 requests=detector.stats.requests,
                 profile_parts=parts,
             )
@@ -137,7 +137,7 @@ def snapshot_bytes(detector: Detector) -> bytes:
 
 
 def restore(detector: Detector, data: bytes) -> Detector:
-    """Load a snapshot into a freshly built ``detector`` (its policy and linking mode are kept)."""
+    """Load a snapshot into a freshly built ``detector`` (its policy is kept)."""
     try:
         if data.startswith(MAGIC):
             profiles, header = _read_parts(memoryview(data)[len(MAGIC) :])
@@ -150,15 +150,13 @@ def restore(detector: Detector, data: bytes) -> Detector:
         raise SnapshotError(f"restore: expected snapshot version {FORMAT_VERSION}; got {header.version}")
     detector.watermark = header.watermark
     detector.started = header.started
-    detector.sweeps.next_boundary = header.next_sweep
+    detector.sweeps.restore(header.next_sweep)
     # the least recently active go first if the snapshot holds more accounts than the cap
     detector.profiles = dict(profiles[max(0, len(profiles) - detector.policy.max_accounts) :])
-    detector.alerts.open = header.open_alerts
-    detector.alerts._sequences = header.alert_sequences
+    detector.alerts.restore({"open": header.open_alerts, "sequences": header.alert_sequences})
     detector.campaign_of = header.campaign_of
-    detector.models._first_used = header.model_first_used
-    detector.models._started = header.models_started
-    detector.population = pickle.loads(header.population)
+    detector.models.restore({"first_used": header.model_first_used, "started": header.models_started})
+    detector.population.restore(header.population)
     detector.stats.requests = header.requests
     detector.stats.accounts_tracked = len(detector.profiles)
     return detector

@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE
-from detector.detection.core import Detector
 from detector.detection.records import decode_request
+from detector.detection.stages import ChainedStages
 from detector.sim.produce import partition_of
 from detector.sim.simulate import Scenario, generate, labels
 from tests.integration.harness import Topics, run_workers
@@ -35,14 +35,14 @@ def final_members(membership_messages: list[dict]) -> set[str]:
 
 def replay_campaign(records: list[dict]) -> tuple[set[str], int]:
     """Replay's campaign members, and how many firing updates of campaigns it sent (unpaced)."""
-    detector = Detector()
+    detector = ChainedStages()
     updates = 0
     for record in records:
         updates += sum(
             alert.type == CAMPAIGN_ALERT_TYPE and alert.status == "firing"
             for alert in detector.process(decode_request(orjson.dumps(record)))
         )
-    return set(detector.campaign_of), updates
+    return set(detector.detector.campaign_of), updates
 
 
 def run(broker, tmp_path, name: str, workers: int, records: list[dict]):

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from detector.detection.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE
-from detector.detection.core import Detector
 from detector.detection.records import decode_request
+from detector.detection.stages import ChainedStages
 from detector.sim.simulate import Scenario, generate, labels
 from tests.integration.harness import Topics, Worker, produce, run_workers, wait_for_records
 
@@ -39,12 +39,12 @@ def traffic():
 
 def replay_events(records: list[dict]) -> tuple[list[dict], set[str]]:
     """Replay's alert events, and the accounts it put in campaigns."""
-    detector = Detector()
+    detector = ChainedStages()
     events = []
     for record in records:
         for alert in detector.process(decode_request(orjson.dumps(record))):
             events.append(alert.to_cloudevent())
-    return events, set(detector.campaign_of)
+    return events, set(detector.detector.campaign_of)
 
 
 def alerted(events: list[dict]) -> set[str]:

@@ -13,6 +13,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
+from detector.detection.records import decode_envelope
+from detector.detection.stages import ChainedStages
 from detector.sim.simulate import Scenario, generate
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
@@ -24,15 +26,9 @@ BAD_LINES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
-    """The demo scenario (gzip) with three bad lines, replayed through the real command."""
-    folder = tmp_path_factory.mktemp("replay")
-    records = [orjson.dumps(r) for r in generate(Scenario.demo(seed=3))]
-    records[10:10] = BAD_LINES
-    source = folder / "records.jsonl.gz"
-    source.write_bytes(gzip.compress(b"\n".join(records) + b"\n"))
-    result = subprocess.run(
+def replay_command(source: Path, folder: Path, workers: int = 1) -> subprocess.CompletedProcess:
+    """``detector replay SOURCE`` with every output in ``folder``."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -45,10 +41,23 @@ def replayed(tmp_path_factory):
             str(folder / "dlq.jsonl"),
             "--members",
             str(folder / "members.jsonl"),
+            "--workers",
+            str(workers),
         ],
         capture_output=True,
         check=True,
     )
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    """The demo scenario (gzip) with three bad lines, replayed through the real command."""
+    folder = tmp_path_factory.mktemp("replay")
+    records = [orjson.dumps(r) for r in generate(Scenario.demo(seed=3))]
+    records[10:10] = BAD_LINES
+    source = folder / "records.jsonl.gz"
+    source.write_bytes(gzip.compress(b"\n".join(records) + b"\n"))
+    result = replay_command(source, folder)
     read = lambda name: [orjson.loads(line) for line in (folder / name).read_bytes().splitlines()]  # noqa: E731
     return read("alerts.jsonl"), read("dlq.jsonl"), read("members.jsonl"), result.stderr.decode(), len(records)
 
@@ -118,3 +127,55 @@ def test_the_same_records_give_the_same_outputs_in_every_process(tmp_path):
         outputs.append((alerts.read_bytes(), members.read_bytes()))
     assert outputs[0][1].count(b"\n") > 100  # campaigns formed
     assert outputs[0] == outputs[1]
+
+
+@pytest.fixture(scope="module")
+def one_and_two_workers(tmp_path_factory):
+    """Eight event-time hours of the full mix (campaigns form), with bad lines and an envelope of
+    several accounts' records, replayed by one worker and by two; the outputs of each as bytes."""
+    folder = tmp_path_factory.mktemp("workers")
+    records = [orjson.dumps(r) for r in itertools.islice(generate(Scenario().scaled(0.5, hours=8.0)), 40_000)]
+    records[10:10] = BAD_LINES
+    records[5000:5000] = [b"[" + b",".join(records[5000:5004]) + b', {"event_id": "x"}]']
+    source = folder / "records.jsonl"
+    source.write_bytes(b"\n".join(records) + b"\n")
+    outputs = {}
+    for workers in (1, 2):
+        (folder / str(workers)).mkdir()
+        replay_command(source, folder / str(workers), workers)
+        outputs[workers] = {
+            name: (folder / str(workers) / f"{name}.jsonl").read_bytes() for name in ("alerts", "dlq", "members")
+        }
+    return source, outputs
+
+
+def test_one_worker_writes_what_the_stages_chained_record_by_record_write(one_and_two_workers):
+    """Replay feeds whole lines through the detect stage; eval feeds requests one at a time: same events."""
+    source, outputs = one_and_two_workers
+    chained = ChainedStages()
+    events = []
+    for line in source.read_bytes().splitlines():
+        requests, _ = decode_envelope(line)
+        for request in requests:
+            events += [orjson.dumps(alert.to_cloudevent()) + b"\n" for alert in chained.process(request)]
+    assert b"".join(events) == outputs[1]["alerts"]
+
+
+def test_two_workers_fire_the_same_dedup_keys_for_the_same_accounts_as_one(one_and_two_workers):
+    _, outputs = one_and_two_workers
+    one, two = ([orjson.loads(line) for line in outputs[n]["alerts"].splitlines()] for n in (1, 2))
+    keys = lambda alerts: {a["data"]["dedup_key"] for a in alerts}  # noqa: E731
+    assert {key.split("/")[1] for key in keys(one)} == {"account", "campaign"}
+    assert keys(one) == keys(two)
+    assert alerted(one) == alerted(two)
+
+
+def test_two_workers_report_every_bad_record_once_and_the_same_campaign_members(one_and_two_workers):
+    _, outputs = one_and_two_workers
+    assert outputs[1]["dlq"].count(b"\n") == 4
+    assert outputs[2]["dlq"] == outputs[1]["dlq"]
+    assert outputs[2]["members"] == outputs[1]["members"] and outputs[1]["members"]
+
+
+def alerted(alerts: list[dict]) -> set[str]:
+    return {account for a in alerts if a["data"]["status"] == "firing" for account in a["data"]["account_ids"]}

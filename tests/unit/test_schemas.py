@@ -9,18 +9,23 @@ differences that schemas/README.md lists, each pinned by its own test here.
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from detector.detection.records import Request, decode_request
+from detector.detection.stages import ChainedStages, decode_membership, encode_membership
+from detector.sim.simulate import Scenario, generate
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 REQUEST_SCHEMA = json.loads((SCHEMAS / "request.v1.schema.json").read_text())
 ALERT_SCHEMA = json.loads((SCHEMAS / "alert.v1.schema.json").read_text())
+MEMBERSHIP_SCHEMA = json.loads((SCHEMAS / "membership.v1.schema.json").read_text())
 request_validator = Draft202012Validator(REQUEST_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 alert_validator = Draft202012Validator(ALERT_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+membership_validator = Draft202012Validator(MEMBERSHIP_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 REQUIRED = REQUEST_SCHEMA["required"]
 FIELDS = list(REQUEST_SCHEMA["properties"])
@@ -28,9 +33,10 @@ INTEGER_FIELDS = ["input_tokens", "output_tokens", "status_code", "max_tokens", 
 TIMESTAMP_FIELDS = ["timestamp", "account_created_at"]
 
 
-def test_both_schemas_are_valid_draft_2020_12():
+def test_every_schema_is_valid_draft_2020_12():
     Draft202012Validator.check_schema(REQUEST_SCHEMA)
     Draft202012Validator.check_schema(ALERT_SCHEMA)
+    Draft202012Validator.check_schema(MEMBERSHIP_SCHEMA)
 
 
 def test_format_checking_covers_what_the_contract_relies_on():
@@ -463,3 +469,37 @@ def test_readme_ndjson_example_keeps_the_good_lines_and_rejects_the_bad_one():
     requests, rejections = decode_envelope(ndjson.encode())
     assert [r.event_id for r in requests] == ["e0", "e2"]
     assert [(r.reason, r.field, r.index) for r in rejections] == [("out_of_range", "input_tokens", 1)]
+
+
+@pytest.mark.parametrize("example", MEMBERSHIP_SCHEMA["examples"])
+def test_membership_examples_are_valid_and_decode(example):
+    membership_validator.validate(example)
+    assert decode_membership(json.dumps(example).encode()).account_id == example["account_id"]
+
+
+def test_membership_changes_of_a_replay_validate_and_round_trip():
+    """Joins, leaves and resolutions as the campaign stages make them: the encoder writes membership.v1,
+    and the decoder gives back the change (``since`` to the millisecond)."""
+    chained = ChainedStages()
+    changes = []
+    for record in generate(Scenario.demo(seed=3)):
+        changes += chained.detector.process(decode_request(orjson.dumps(record)), chained.campaigns).memberships
+    assert any(change.campaign_id for change in changes)
+    for change in changes:
+        value = encode_membership(change)
+        membership_validator.validate(json.loads(value))
+        decoded = decode_membership(value)
+        assert decoded[:2] == change[:2] and abs(decoded.since - change.since) < 0.001
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"account_id": "", "campaign_id": None, "since": "2026-03-02T08:14:03.512Z"},
+        {"account_id": "a", "campaign_id": "campaign-1", "since": "2026-03-02T08:14:03.512Z"},
+        {"account_id": "a", "campaign_id": None, "since": 1772409600.0},
+        {"account_id": "a", "campaign_id": None},
+    ],
+)
+def test_membership_with_a_broken_field_is_invalid(broken):
+    assert not membership_validator.is_valid(broken)

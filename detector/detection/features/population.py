@@ -21,6 +21,14 @@ class ModelCatalog:
         self._first_used: dict[str, float] = {}
         self._started: float | None = None
 
+    def snapshot(self) -> dict:
+        """When each model was first used, and when this catalog started."""
+        return {"first_used": dict(self._first_used), "started": self._started}
+
+    def restore(self, state: dict) -> None:
+        self._first_used = dict(state["first_used"])
+        self._started = state["started"]
+
     def is_new(self, model: str, timestamp: float) -> bool:
         """Whether ``model`` was released (first used) within the window before ``timestamp``."""
         if self._started is None:
@@ -48,6 +56,23 @@ class SeenPrompts:
         self._current = bytearray(bits // 8)
         self._previous = bytearray(bits // 8)
         self._inserted = 0
+
+    def snapshot(self) -> dict:
+        """Both generations of the filter (``2 × bits / 8`` bytes: the worker's snapshot leaves them out)."""
+        return {
+            "current": bytes(self._current),
+            "previous": bytes(self._previous),
+            "inserted": self._inserted,
+        }
+
+    def restore(self, state: dict) -> None:
+        if len(state["current"]) != self.bits // 8:
+            raise ValueError(
+                f"SeenPrompts.restore: expected {self.bits // 8} bytes a generation; got {len(state['current'])}"
+            )
+        self._current = bytearray(state["current"])
+        self._previous = bytearray(state["previous"])
+        self._inserted = state["inserted"]
 
     def seen_before(self, account_id: str, content_fingerprint: int) -> bool:
         """Record the pair and say whether it (probably) had been recorded before."""

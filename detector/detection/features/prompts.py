@@ -200,7 +200,9 @@ def analyse_prompt(text: str) -> PromptTraits:
     else:
         task_kind = min([_KIND_OF_KEYWORD.get(word, _OTHER) for word in keywords], default=_OTHER)
     elicits_reasoning = not keywords.isdisjoint(_REASONING_WORDS) and REASONING_ELICITATION.search(scanned) is not None
-    opening = _OPENING_CLAUSE.match(head.lstrip()[:200]).group()
+    clause = _OPENING_CLAUSE.match(head.lstrip()[:200])
+    assert clause is not None  # a run of zero or more characters: it matches any text
+    opening = clause.group()
     closing = tail.rstrip(" \t\r\n.?!:;")[-200:]
     closing = closing[closing.rfind("\n") + 1 :]
     closing_at = max(closing.rfind("."), closing.rfind("?"), closing.rfind(":"), closing.rfind("!"))

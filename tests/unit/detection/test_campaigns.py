@@ -7,13 +7,35 @@ from detector.detection.campaigns import (
     AttributeIndex,
     AttributeObservation,
     CampaignBook,
-    CampaignLinker,
     CampaignPolicy,
     Link,
     Sweeps,
 )
+from detector.detection.stages import CampaignStages
 
 T0 = 1_772_409_600.0
+
+
+class CampaignLinker:
+    """The attribute index and campaign book of :class:`CampaignStages`, fed one observation at a time
+    and swept when a test says so: these tests are about linking, not about the stages' clocks."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        stages = CampaignStages(policy)
+        self.index = stages.link.index
+        self.book = stages.merge.book
+
+    def observe(self, observation: AttributeObservation):
+        alerts, memberships = [], []
+        for link in self.index.observe(observation):
+            new_alerts, new_memberships = self.book.observe(link)
+            alerts += new_alerts
+            memberships += new_memberships
+        return alerts, memberships
+
+    def expire(self, now: float):
+        self.index.expire(now)
+        return self.book.expire_idle(now)
 
 
 def report(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from detector.detection.core import Detector
 from detector.detection.records import decode_request
+from detector.detection.stages import ChainedStages
 from detector.sim.simulate import ATTACK_FAMILIES, BENIGN_FAMILIES, Scenario, generate, labels
 
 SCENARIO = Scenario(
@@ -35,7 +35,7 @@ SCENARIO = Scenario(
 @pytest.fixture(scope="module")
 def outcome():
     truth = labels(SCENARIO)["accounts"]
-    detector = Detector()
+    detector = ChainedStages()
     flagged: dict[str, float] = {}
     for record in generate(SCENARIO):
         for alert in detector.process(decode_request(orjson.dumps(record))):

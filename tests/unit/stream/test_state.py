@@ -61,6 +61,7 @@ def test_a_snapshot_written_in_parts_restores_every_account_in_least_recently_ac
 def test_a_version_1_snapshot_still_loads_so_an_upgrade_keeps_its_baselines(tmp_path):
     detector = Detector()
     detector.process_all(sorted(background(hours=3), key=lambda r: r.timestamp))
+    alerts, models = detector.alerts.snapshot(), detector.models.snapshot()
     old = msgspec.msgpack.encode(
         state.SnapshotV1(
             version=1,
@@ -68,11 +69,11 @@ def test_a_version_1_snapshot_still_loads_so_an_upgrade_keeps_its_baselines(tmp_
             started=detector.started,
             next_sweep=detector.sweeps.next_boundary,
             profiles=list(detector.profiles.items()),
-            open_alerts=detector.alerts.open,
-            alert_sequences=detector.alerts._sequences,
+            open_alerts=alerts["open"],
+            alert_sequences=alerts["sequences"],
             campaign_of=detector.campaign_of,
-            model_first_used=detector.models._first_used,
-            models_started=detector.models._started,
+            model_first_used=models["first_used"],
+            models_started=models["started"],
             population=pickle.dumps(detector.population),
             requests=detector.stats.requests,
         )

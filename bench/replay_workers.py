@@ -1,0 +1,78 @@
+"""``detector replay --workers N``: the speed-up of N detect shards over one, on the same file.
+
+Runs of one and of N workers alternate (``1, N, 1, N, ...``), each in a fresh ``detector replay``
+process, so a neighbour who takes a core for a while slows both alike; the figure is the ratio of
+the medians. It also checks what makes the figure honest: both fire the same dedup keys.
+
+    python bench/replay_workers.py RECORDS.jsonl [--workers 2] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_replay(records: Path, workers: int, alerts: Path) -> float:
+    """Wall seconds of one ``detector replay`` process (start-up included)."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "detector.cli", "replay", str(records), "-o", str(alerts), "--workers", str(workers)],
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def dedup_keys(alerts: Path) -> set[str]:
+    return {json.loads(line)["data"]["dedup_key"] for line in alerts.read_text().splitlines()}
+
+
+def measure(records: Path, workers: int = 2, rounds: int = 3) -> dict:
+    """Medians of ``rounds`` alternating runs of one worker and of ``workers``; lines per second and speed-up."""
+    lines = sum(1 for line in records.open("rb") if line.strip())
+    runs: dict[int, list[float]] = {1: [], workers: []}
+    with tempfile.TemporaryDirectory(prefix="replay-workers-") as folder:
+        outputs = {count: Path(folder) / f"alerts-{count}.jsonl" for count in runs}
+        for _ in range(rounds):
+            for count in runs:
+                runs[count].append(run_replay(records, count, outputs[count]))
+        same_keys = dedup_keys(outputs[1]) == dedup_keys(outputs[workers])
+    one, many = statistics.median(runs[1]), statistics.median(runs[workers])
+    return {
+        "lines": lines,
+        "workers": workers,
+        "rounds": rounds,
+        "seconds_1": runs[1],
+        f"seconds_{workers}": runs[workers],
+        "lines_per_s_1": lines / one,
+        f"lines_per_s_{workers}": lines / many,
+        "speed_up": one / many,
+        "same_dedup_keys": same_keys,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("records", type=Path)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    result = measure(args.records, args.workers, args.rounds)
+    print(json.dumps(result, indent=2))
+    print(
+        f"replay: 1 worker {result['lines_per_s_1']:,.0f} lines/s, {args.workers} workers "
+        f"{result[f'lines_per_s_{args.workers}']:,.0f} lines/s: {result['speed_up']:.2f} x "
+        f"(medians of {args.rounds} alternating runs; same dedup keys: {result['same_dedup_keys']})"
+    )
+    return 0 if result["same_dedup_keys"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The three stages of detection, each written once as a handler that returns all it produces.
+
+* **detect** (:class:`DetectStage`, per account): the bytes of one input message → account alerts,
+  dead letters and attribute observations;
+* **link** (:class:`LinkStage`, per attribute): observations → links;
+* **merge** (:class:`MergeStage`, one partition): links and the event time they reached →
+  campaign alerts and membership changes.
+
+The worker runs each as its own Kafka stage (``detector/stream/``); ``detector replay`` and
+``detector eval`` chain them in one process (:class:`CampaignStages`), so the two cannot drift apart.
+Every stage keeps one event-time sweep clock (:class:`~detector.detection.campaigns.Sweeps`).
+The link and merge stages take in a batch, then move their clock to its newest time: the worker
+calls them once per message, whose contents thus count as before the sweep it triggers. In one
+process the detector moves them to each new event time *before* the record's summaries
+(:meth:`Detector.process <detector.detection.core.Detector.process>`), so a sweep falls exactly
+between the records it separates; a worker's sweeps fall at most one message later.
+
+Membership changes have one wire form, :func:`encode_membership`
+(``schemas/membership.v1.schema.json``), for the membership topic and ``detector replay --members``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
+
+import orjson
+
+from detector.detection.alerting import Alert, rfc3339
+from detector.detection.campaigns import (
+    AttributeIndex,
+    AttributeObservation,
+    CampaignBook,
+    CampaignPolicy,
+    Link,
+    Membership,
+    Sweeps,
+)
+from detector.detection.core import Detector
+from detector.detection.records import Request, decode_envelope, rejection_to_dlq
+
+
+class DeadLetter(NamedTuple):
+    """A rejected record: its reason (for counting) and its dead-letter value (schema dlq.v1)."""
+
+    reason: str
+    value: bytes
+
+
+class Detected(NamedTuple):
+    """What the detect stage made of one input message."""
+
+    requests: list[Request]
+    """The records accepted, in order (the worker notes their accounts as changed)."""
+    alerts: Sequence[Alert]
+    dead_letters: Sequence[DeadLetter]
+    observations: Sequence[AttributeObservation]
+    """Account summaries for the link stage (none when the campaign stages run in this process)."""
+    memberships: Sequence[Membership]
+    """Membership changes of the campaign stages in this process, in the order they were made."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One of ``count`` detect stages that split the accounts between them by a stable hash of the
+    account id, as Kafka's keying splits them between input partitions (``detector replay --workers``)."""
+
+    index: int
+    count: int
+
+    def owns(self, account_id: str) -> bool:
+        """Whether this shard detects for ``account_id``.
+
+        >>> [Shard(i, 2).owns("acct_42") for i in range(2)]
+        [False, True]
+        """
+        return zlib.crc32(account_id.encode("utf-8", "surrogatepass")) % self.count == self.index
+
+    def owns_message(self, offset: int) -> bool:
+        """Whether this shard reports the dead letters of a message whose records it splits with others."""
+        return offset % self.count == self.index
+
+
+class DetectStage:
+    """Stage 1: decode one message, run its records through the detector, route what comes out.
+
+    Bad input is data: each rejected record becomes a dead letter naming where it was found.
+    """
+
+    def __init__(self, detector: Detector, campaigns: CampaignStages | None = None):
+        """``campaigns``: the link and merge stages when they run in this process (see
+        :meth:`Detector.process <detector.detection.core.Detector.process>`)."""
+        self.detector = detector
+        self.campaigns = campaigns
+
+    def handle(
+        self, value: bytes, *, topic: str, partition: int | None, offset: int, shard: Shard | None = None
+    ) -> Detected:
+        """Everything one message produces; ``topic``/``partition``/``offset`` locate it in dead letters.
+
+        ``shard``: the message's records are split between shards (a replay shard reading an envelope
+        of several accounts): only those of this shard's accounts are detected here, and its dead
+        letters are reported by one shard.
+        """
+        requests, rejections = decode_envelope(value)
+        if shard is not None:
+            requests = [request for request in requests if shard.owns(request.account_id)]
+            if not shard.owns_message(offset):
+                rejections = []
+        alerts: Sequence[Alert] = ()
+        observations: Sequence[AttributeObservation] = ()
+        memberships: Sequence[Membership] = ()
+        process, campaigns = self.detector.process, self.campaigns
+        if len(requests) == 1:  # the common message, and replay's line: no lists to build
+            alerts, observations, memberships = process(requests[0], campaigns)
+        elif requests:
+            alerts, observations, memberships = [], [], []
+            for request in requests:
+                processed = process(request, campaigns)
+                alerts.extend(processed.alerts)
+                observations.extend(processed.observations)
+                memberships.extend(processed.memberships)
+        if not rejections:
+            return Detected(requests, alerts, (), observations, memberships)
+        dead_letters = [
+            DeadLetter(rejection.reason, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset))
+            for rejection in rejections
+        ]
+        return Detected(requests, alerts, dead_letters, observations, memberships)
+
+
+class Linked(NamedTuple):
+    """What the link stage made of a batch of observations."""
+
+    links: list[Link]
+    watermark: float
+    """The event time the stage reached: the merge stage sees no records and sweeps by this clock."""
+    swept: bool
+    """Whether the clock crossed a sweep boundary: the merge stage must hear of it even without links."""
+
+
+class LinkStage:
+    """Stage 2: the attribute index, keyed by attribute (see :class:`~detector.detection.campaigns.AttributeIndex`)."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.index = AttributeIndex(policy)
+        self.sweeps = Sweeps()
+
+    def handle(self, observations: Iterable[AttributeObservation], now: float) -> Linked:
+        """Link the observations, then move the clock to ``now`` (forgetting idle attributes on a sweep)."""
+        observe = self.index.observe
+        links = [link for observation in observations for link in observe(observation)]
+        swept = self.sweeps.due(now)
+        if swept:
+            self.index.expire(now)
+        return Linked(links, now, swept)
+
+    def snapshot(self) -> dict:
+        return {"index": self.index.snapshot(), "sweeps": self.sweeps.snapshot()}
+
+    def restore(self, state: dict) -> None:
+        self.index.restore(state["index"])
+        self.sweeps.restore(state["sweeps"])
+
+
+class Merged(NamedTuple):
+    """What the merge stage made of a batch of links."""
+
+    alerts: list[Alert]
+    memberships: list[Membership]
+
+
+class MergeStage:
+    """Stage 3: the campaign book, on one partition (see :class:`~detector.detection.campaigns.CampaignBook`)."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.book = CampaignBook(policy)
+        self.sweeps = Sweeps()
+        self.watermark = float("-inf")
+        """The newest event time the stage was given."""
+        self._swept_at = float("-inf")
+
+    def handle(self, links: Iterable[Link], watermark: float) -> Merged:
+        """Fold the links in, then move the clock to ``watermark`` (resolving idle campaigns on a sweep)."""
+        alerts: list[Alert] = []
+        memberships: list[Membership] = []
+        observe = self.book.observe
+        for link in links:
+            new_alerts, new_memberships = observe(link)
+            alerts.extend(new_alerts)
+            memberships.extend(new_memberships)
+        self.watermark = max(self.watermark, watermark)
+        if self.sweeps.due(watermark):
+            expired_alerts, expired_memberships = self.book.expire_idle(watermark)
+            alerts.extend(expired_alerts)
+            memberships.extend(expired_memberships)
+        return Merged(alerts, memberships)
+
+    def sweep(self) -> Merged:
+        """Sweep at the newest event time seen, off the clock's boundaries: when no link comes for a
+        while (a backfill or a feed that stops), the update of a campaign that grew in the last burst
+        of links would otherwise wait for an event time that may never come. Sweeping twice at one
+        time changes nothing: only growth since the last alert is sent, at the event-time pace."""
+        if self.watermark == self._swept_at:
+            return Merged([], [])
+        self._swept_at = self.watermark
+        return Merged(*self.book.expire_idle(self.watermark))
+
+    def snapshot(self) -> dict:
+        """The campaign book, its open campaign alerts included, and the clock: plain data."""
+        return {"book": self.book.snapshot(), "sweeps": self.sweeps.snapshot(), "watermark": self.watermark}
+
+    def restore(self, state: dict) -> None:
+        self.book.restore(state["book"])
+        self.sweeps.restore(state["sweeps"])
+        self.watermark = state["watermark"]
+
+
+_NOTHING = Merged([], [])
+
+
+class CampaignStages:
+    """The link and merge stages chained in one process (replay, eval, tests); the worker puts
+    a topic between them."""
+
+    def __init__(self, policy: CampaignPolicy | None = None):
+        self.link = LinkStage(policy)
+        self.merge = MergeStage(policy)
+        self.next_sweep = float("-inf")
+        """The earliest event time at which either stage sweeps: the detector calls :meth:`handle`
+        with no observations only from then on, not on every record."""
+
+    def handle(self, observations: Iterable[AttributeObservation], now: float) -> Merged:
+        """Observations through both stages; what the merge stage produced."""
+        linked = self.link.handle(observations, now)
+        if not linked.links and not linked.swept:
+            merged = _NOTHING
+        else:
+            merged = self.merge.handle(linked.links, linked.watermark)
+        self.next_sweep = min(self.link.sweeps.next_boundary, self.merge.sweeps.next_boundary)
+        return merged
+
+
+def encode_membership(membership: Membership) -> bytes:
+    """A membership change as ``schemas/membership.v1.schema.json`` JSON: the value of the membership
+    topic (keyed by account id) and one line of ``detector replay --members``.
+
+    >>> encode_membership(Membership("acct_1", "cmp_0123456789ab", 1772409600.25))
+    b'{"account_id":"acct_1","campaign_id":"cmp_0123456789ab","since":"2026-03-02T00:00:00.250Z"}'
+    """
+    return orjson.dumps(
+        {"account_id": membership.account_id, "campaign_id": membership.campaign_id, "since": rfc3339(membership.since)}
+    )
+
+
+def decode_membership(value: bytes) -> Membership:
+    """The inverse of :func:`encode_membership` (``since`` to the millisecond).
+
+    >>> decode_membership(encode_membership(Membership("acct_1", None, 1772409600.25)))
+    Membership(account_id='acct_1', campaign_id=None, since=1772409600.25)
+    """
+    fields = orjson.loads(value)
+    account_id, campaign_id = fields["account_id"], fields["campaign_id"]
+    return Membership(
+        account_id, campaign_id, datetime.fromisoformat(fields["since"].replace("Z", "+00:00")).timestamp()
+    )
+
+
+class ChainedStages:
+    """Detect, link and merge in one process, one request at a time: what ``detector eval`` and the
+    tests run (``detector replay`` feeds the same chain whole messages through :class:`DetectStage`)."""
+
+    def __init__(self, detector: Detector | None = None, campaigns: CampaignStages | None = None):
+        self.detector = detector if detector is not None else Detector()
+        self.campaigns = campaigns if campaigns is not None else CampaignStages()
+
+    @property
+    def profiles(self) -> dict:
+        """The detector's account profiles (``detector eval`` reads their highest risk)."""
+        return self.detector.profiles
+
+    def process(self, request: Request) -> list[Alert]:
+        """The account and campaign alerts of one request, in the order they arose."""
+        return self.detector.process(request, self.campaigns).alerts
