@@ -31,13 +31,16 @@ from typing import NamedTuple
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, Alert, rfc3339
 from detector.detection.scoring import Evidence
 
-ATTRIBUTE_KINDS = ("payment", "network", "tls", "user_agent", "template")
-"""Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48."""
+ATTRIBUTE_KINDS = ("payment", "network", "tls", "setup", "cohort", "pivot", "user_agent", "template")
+"""Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48, ``setup`` the
+client's whole request set-up (user agent, TLS fingerprint, ``max_tokens``, temperature, system
+prompt), ``cohort`` the hour and channel the account was created in, ``pivot`` a newly released
+model the account sends to (a launch-day crowd shares it too, and links nobody: it converses)."""
 STRONG_KINDS = frozenset({"payment", "network"})
 """Attributes that unrelated operators rarely share (see :class:`CampaignBook`)."""
 CONTEXT_KINDS = frozenset({"user_agent"})
 """Attributes anyone can copy (an SDK's default user agent): listed in alerts, never used to join."""
-CLIENT_KINDS = frozenset({"tls"})
+CLIENT_KINDS = frozenset({"tls", "setup"})
 """Weak attributes that come with an operator's client build, unlike a template anyone can paste:
 one that only an alerting campaign's harvesters use is that campaign's (see :class:`CampaignBook`)."""
 
@@ -128,8 +131,9 @@ def network_of(client_ip: str) -> str | None:
     return str(ipaddress.ip_network(f"{client_ip}/{prefix}", strict=False))
 
 
-def attribute_keys(request, template_fingerprints: Iterable[int]) -> list[str]:
-    """The hashed attribute keys of one request and the account's reused templates."""
+def attribute_keys(request, template_fingerprints: Iterable[int], new_model: bool = False) -> list[str]:
+    """The hashed attribute keys of one request and the account's reused templates; ``new_model``:
+    the request's model was released within the last days, and accounts moving to it together share it."""
     keys = []
     if request.payment_fingerprint:
         keys.append(_hashed("payment", request.payment_fingerprint))
@@ -141,8 +145,42 @@ def attribute_keys(request, template_fingerprints: Iterable[int]) -> list[str]:
         keys.append(_hashed("tls", request.tls_fingerprint))
     if request.user_agent:
         keys.append(_hashed("user_agent", request.user_agent))
+    setup = client_setup(request)
+    if setup:
+        keys.append(_hashed("setup", setup))
+    if request.account_created_at is not None:
+        keys.append(_hashed("cohort", f"{int(request.account_created_at // COHORT_SECONDS)}/{request.signup_channel}"))
+    if new_model:
+        keys.append(_hashed("pivot", request.model))
     keys.extend(f"template:{fingerprint:08x}" for fingerprint in template_fingerprints)
     return keys
+
+
+COHORT_SECONDS = 3600.0
+"""Accounts created in one clock hour through one sign-up channel form a cohort. Thousands of
+ordinary accounts share a cohort on a busy platform, and it links nobody unless they harvest."""
+
+
+def client_setup(request) -> str | None:
+    """The request's whole client set-up, or None when it has no more than a user agent.
+
+    An operator's script sends every account's requests with the same user agent, TLS stack,
+    ``max_tokens``, temperature and system prompt; customers who share an SDK's user agent
+    differ in the rest. Like any weak attribute, it links only accounts that harvest.
+
+    >>> from types import SimpleNamespace as Request
+    >>> client_setup(Request(user_agent="curl/8", tls_fingerprint=None, max_tokens=4096, temperature=0.7,
+    ...                      system_prompt_hash=None))
+    'curl/8|None|4096|0.7|None'
+    >>> client_setup(Request(user_agent="curl/8", tls_fingerprint=None, max_tokens=None, temperature=None,
+    ...                      system_prompt_hash=None)) is None
+    True
+    """
+    max_tokens, temperature, system_prompt = request.max_tokens, request.temperature, request.system_prompt_hash
+    if max_tokens is None and temperature is None and system_prompt is None and request.tls_fingerprint is None:
+        return None
+    rounded = None if temperature is None else round(temperature, 2)
+    return f"{request.user_agent}|{request.tls_fingerprint}|{max_tokens}|{rounded}|{system_prompt}"
 
 
 def summary_due(requests: int) -> bool:

@@ -22,6 +22,7 @@ from detector.detection.campaigns import (
 )
 from detector.detection.features.activity import observe_activity
 from detector.detection.features.conversation import observe_turn
+from detector.detection.features.harvest import harvest_shaped
 from detector.detection.features.population import ModelCatalog, SeenPrompts
 from detector.detection.features.prompting import observe_prompt
 from detector.detection.features.prompts import analyse_prompt
@@ -70,7 +71,7 @@ class Detector:
         self.seed = seed
         self.profiles: dict[str, AccountProfile] = {}
         self.population = Population(seed=seed)
-        self.models = ModelCatalog(self.policy.new_model_window_hours)
+        self.models = ModelCatalog(self.policy.new_model_window_hours, self.policy.model_startup_hours)
         self.seen_prompts = SeenPrompts()
         self.alerts = AlertBook(self.policy)
         self.stats = DetectorStats()
@@ -125,7 +126,7 @@ class Detector:
                 profile.harvest_checked,
                 profile.harvest_like,
             )
-            for key in attribute_keys(request, templates)
+            for key in attribute_keys(request, templates, self.models.is_new(request.model, request.timestamp))
         ]
         if self.linker is None:
             self.outbox.extend(observations)
@@ -213,15 +214,24 @@ class Detector:
         opening = not turn_index
         prompt_text = request.prompt_text
         if prompt_text:
-            if _prompt_due(requests):
-                traits = analyse_prompt(prompt_text)
-                repeated = self.seen_prompts.seen_before(account_id, traits.content_fingerprint)
-                observe_prompt(profile, traits, repeated)
-                profile.harvest_checked += 1
-                profile.harvest_like += opening and not repeated and (traits.elicits_reasoning or at_limit is True)
-        elif at_limit is not None:
-            profile.harvest_checked += 1
-            profile.harvest_like += opening and at_limit
+            if not _prompt_due(requests):
+                return profile
+            traits = analyse_prompt(prompt_text)
+            repeated = self.seen_prompts.seen_before(account_id, traits.content_fingerprint)
+            observe_prompt(profile, traits, repeated)
+            asks = traits.elicits_reasoning or traits.asks_complete_work
+        else:
+            repeated = asks = False
+        profile.harvest_checked += 1
+        profile.harvest_like += harvest_shaped(
+            opening,
+            repeated,
+            request.input_tokens,
+            request.output_tokens,
+            at_limit,
+            asks,
+            self.policy.long_answer_tokens,
+        )
         return profile
 
     def _review(self, account_id: str, profile: AccountProfile, now: float) -> Alert | None:

@@ -21,6 +21,8 @@ from detector.detection.profile import AccountProfile
 _POPULATION_MEDIAN = object()
 """Placeholder baseline: looked up in the population only when evidence is needed."""
 SEVERITIES = ("info", "warning", "critical")
+HARVEST_EVIDENCE = 4
+"""Checked requests before the harvest-shaped share is read: three requests are no habit."""
 
 
 class Evidence(NamedTuple):
@@ -159,6 +161,15 @@ def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[
                 policy.capability_focus,
                 f"share of prompts on one task kind ({TASK_KINDS[kind]})",
             ),
+        )
+    if profile.harvest_checked >= HARVEST_EVIDENCE:
+        readings.append(
+            _ramped(
+                "harvest_shaped_share",
+                profile.harvest_like / profile.harvest_checked,
+                policy.harvest_shaped,
+                "share of requests opening a conversation with new content and getting a long answer",
+            )
         )
     if profile.max_token_observations:
         readings.append(
@@ -312,7 +323,9 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     return Assessment(round(risk, 1), _severity(risk, policy), groups, population)
 
 
-_PAYLOAD = frozenset({"reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"})
+_PAYLOAD = frozenset(
+    {"harvest_shaped_share", "reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"}
+)
 
 
 def _evidence(reading: _Reading, contribution: float, population: Population | None) -> Evidence:
@@ -340,6 +353,7 @@ def population_features(profile: AccountProfile, now: float) -> dict[str, float]
         "capability_focus": capability_focus(profile)[1],
         "output_at_max_tokens_share": profile.at_max_tokens_share,
         "output_tokens_mean": profile.output_tokens_mean,
+        "harvest_shaped_share": profile.harvest_like / profile.harvest_checked if profile.harvest_checked else 0.0,
         "output_input_ratio": profile.output_input_ratio,
         "single_turn_share": profile.first_turn_share,
         "new_model_share": profile.new_model_share,
