@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--exclude", action="append", metavar="DIM=VALUE", help="no campaign has this tactic (repeatable)"
     )
-    evaluate.add_argument("--scale", type=float, default=0.25, help="sweep scenario scale (accounts)")
-    evaluate.add_argument("--hours", type=float, default=36.0, help="sweep scenario event-time hours")
+    evaluate.add_argument("--scale", type=float, default=0.5, help="sweep scenario scale (accounts)")
+    evaluate.add_argument("--hours", type=float, default=48.0, help="sweep scenario event-time hours")
     evaluate.set_defaults(run=_eval)
     return parser
 

@@ -123,9 +123,9 @@ class Emitter:
     ) -> dict:
         rnd = self.rnd
         self.seq = seq = self.seq + 1
-        r = rnd()
-        if r < self.error_rate:
-            status = self.errors[int(r / self.error_rate * len(self.errors))]
+        draw = rnd()
+        if draw < self.error_rate:
+            status = self.errors[int(draw / self.error_rate * len(self.errors))]
             output, finish = 0, None
             if status == 429:
                 input_tokens = 0
@@ -215,24 +215,24 @@ def session_starts(
 
     Sessions follow the local rhythm; a session holds one or more conversations a few minutes apart.
     """
-    index, t = 0, phases[0][0]
+    index, at = 0, phases[0][0]
     while index < len(phases):
         phase_end = phases[index + 1][0] if index + 1 < len(phases) else end
         rate = phases[index][1]
-        session = rhythm.next_after(rnd, t, rate, tz, phase_end) if rate > 0 else phase_end
+        session = rhythm.next_after(rnd, at, rate, tz, phase_end) if rate > 0 else phase_end
         if session >= phase_end:
-            t = max(t, phase_end)
+            at = max(at, phase_end)
             index += 1
             continue
-        t = session
+        at = session
         more = conversations_per_session - 1.0
         while True:
-            if t >= end:
+            if at >= end:
                 return
-            yield t
+            yield at
             if rnd() * (more + 1.0) >= more:
                 break
-            t += 60.0 + exponential(rnd, gap_minutes * 60.0)
+            at += 60.0 + exponential(rnd, gap_minutes * 60.0)
 
 
 class ChatUser:
@@ -277,11 +277,11 @@ class ChatUser:
         self.turns_mean, self.max_tokens, self.temperature = turns_mean, max_tokens, temperature
         self.system_prompt_hash, self.client, self.think_median_s = system_prompt_hash, client, think_median_s
 
-    def conversation(self, t: float) -> Iterator[dict]:
+    def conversation(self, at: float) -> Iterator[dict]:
         rnd, emit, pairs = self.rnd, self.emit, self.corpus.conv_tokens
         self.conversations += 1
         conversation_id = f"{self.conv_prefix}{self.conversations:x}"
-        model = self.model_at(t)
+        model = self.model_at(at)
         ip, ua = self.client()
         continuing = 1.0 - 1.0 / self.turns_mean
         context, turn = 0, 0
@@ -295,7 +295,7 @@ class ChatUser:
             trace_context, trace_output = pairs[int(rnd() * len(pairs))]
             input_tokens = max(trace_context, prompt_tokens + 20) if turn == 0 else context + prompt_tokens
             record = emit(
-                t,
+                at,
                 model,
                 input_tokens,
                 trace_output,
@@ -314,7 +314,7 @@ class ChatUser:
                 return
             context = input_tokens + record["output_tokens"]
             turn += 1
-            t += emit.last_latency_s + lognormal(rnd, self.think_median_s, 0.9)
+            at += emit.last_latency_s + lognormal(rnd, self.think_median_s, 0.9)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,8 +392,8 @@ class Population:
     def model_chooser(rnd, base: str, adopt_at: float, new_share: float, other_share: float = 0.08):
         other = MODEL_SMALL if base == MODEL_CURRENT else MODEL_CURRENT
 
-        def model_at(t: float) -> str:
-            if t >= adopt_at and rnd() < new_share:
+        def model_at(at: float) -> str:
+            if at >= adopt_at and rnd() < new_share:
                 return MODEL_NEW
             return other if rnd() < other_share else base
 

@@ -351,11 +351,11 @@ def _coding_stream(
         base_context = between(rnd, 2000, 9000)
         counter = 0
 
-        def task(t: float) -> Iterator[dict]:
+        def task(at: float) -> Iterator[dict]:
             nonlocal counter
             counter += 1
             conversation_id = f"conv_{account.account_id[5:]}_{counter:x}"
-            model = MODEL_NEW if t >= adopt_at and rnd() < 0.85 else MODEL_CURRENT
+            model = MODEL_NEW if at >= adopt_at and rnd() < 0.85 else MODEL_CURRENT
             ip = pick(rnd, ips)
             turns = 1 + int(exponential(rnd, turns_mean - 1))
             context = base_context + between(rnd, 0, 3000)
@@ -372,7 +372,7 @@ def _coding_stream(
                 last = turn == turns - 1
                 wanted = trace_output * between(rnd, 3, 12) if last else 20 + trace_output * between(rnd, 1, 6)
                 record = emit(
-                    t,
+                    at,
                     model,
                     context,
                     wanted,
@@ -391,7 +391,7 @@ def _coding_stream(
                 context += record["output_tokens"] + between(rnd, 50, 2500)
                 if context > 160_000:
                     context = base_context + between(rnd, 5000, 20000)
-                t += emit.last_latency_s + lognormal(rnd, 4.0, 0.9)
+                at += emit.last_latency_s + lognormal(rnd, 4.0, 0.9)
 
         tasks_per_session = 4.0
         starts = session_starts(
@@ -460,17 +460,17 @@ def _batch_stream(
                 return
             window_end = window_start + window_h * HOUR
             gap = window_h * HOUR / max(1.0, nightly * (0.8 + 0.4 * rnd()))
-            t = window_start
+            at = window_start
             while True:
-                t += exponential(rnd, gap)
-                if t >= window_end or t >= scenario.end:
+                at += exponential(rnd, gap)
+                if at >= window_end or at >= scenario.end:
                     break
-                if t < scenario.start:
+                if at < scenario.start:
                     continue
                 prompt = template.format(x=batch_input(rnd, name))
                 wanted = between(rnd, out_low, out_high)
                 yield emit(
-                    t,
+                    at,
                     MODEL_SMALL if max_tokens < 64 else MODEL_CURRENT,
                     len(prompt) // 4 + 40,
                     wanted,
@@ -544,29 +544,29 @@ def _eval_stream(population: Population, account, rng, size, period, params):
         speedup = {MODEL_CURRENT: 1.0, MODEL_SMALL: 0.8, MODEL_NEW: 1.15}
         concurrency_gap = 0.2 + 1.0 * rnd()
         runs = [
-            scenario.start + rnd() * period + k * period
-            for k in range(int(scenario.duration_hours * HOUR / period) + 2)
+            scenario.start + rnd() * period + run * period
+            for run in range(int(scenario.duration_hours * HOUR / period) + 2)
         ]
         release_run = scenario.release + (0.5 + 2.5 * rnd()) * HOUR
         runs = sorted(runs + [release_run])
         adds_new_model = rnd() < 0.7
         t_free = scenario.start
         for scheduled in runs:
-            t = max(scheduled, t_free)
-            if t >= scenario.end:
+            at = max(scheduled, t_free)
+            if at >= scenario.end:
                 return
             if scheduled == release_run:
                 models = (MODEL_NEW,)
-            elif t >= release_run and adds_new_model:
+            elif at >= release_run and adds_new_model:
                 models = (MODEL_CURRENT, MODEL_NEW)
             else:
                 models = (MODEL_CURRENT, MODEL_SMALL)
             for model in models:
                 for prompt, input_tokens, output in benchmark:
-                    if t >= scenario.end:
+                    if at >= scenario.end:
                         return
                     yield emit(
-                        t,
+                        at,
                         model,
                         input_tokens,
                         int(output * speedup[model]),
@@ -577,8 +577,8 @@ def _eval_stream(population: Population, account, rng, size, period, params):
                         ip,
                         ua,
                     )
-                    t += exponential(rnd, concurrency_gap)
-            t_free = t
+                    at += exponential(rnd, concurrency_gap)
+            t_free = at
 
     return stream
 
@@ -660,8 +660,8 @@ def launch_crowd(population: Population, family_rng: random.Random, count: int) 
             (launch_end, usual * 1.5),
         ]
 
-        def model_at(t, rnd=rnd, launch=launch, launch_end=launch_end):
-            if t >= launch and rnd() < (params.new_model_share if t < launch_end else 0.6):
+        def model_at(at, rnd=rnd, launch=launch, launch_end=launch_end):
+            if at >= launch and rnd() < (params.new_model_share if at < launch_end else 0.6):
                 return MODEL_NEW
             return MODEL_CURRENT
 
@@ -725,7 +725,7 @@ def _reseller_stream(population: Population, account, rng, per_day, params, text
         personas = tuple(hex_id(rng, 16) for _ in range(between(rnd, 3, 10)))
         adopt_at = scenario.release + exponential(rnd, 2 * HOUR)
 
-        def conversation(t: float) -> Iterator[dict]:
+        def conversation(at: float) -> Iterator[dict]:
             ua = pick(rnd, uas)
             user = ChatUser(
                 emit,
@@ -740,7 +740,7 @@ def _reseller_stream(population: Population, account, rng, per_day, params, text
                 client=lambda: (pick(rnd, servers), ua),
             )
             user.conversations = int(rnd() * 2**40)  # end users' conversation ids, unordered
-            return user.conversation(t)
+            return user.conversation(at)
 
         starts = session_starts(
             rnd, [(scenario.start, per_day)], scenario.end, WORLD, 0.0, conversations_per_session=1.0

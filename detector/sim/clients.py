@@ -224,17 +224,17 @@ class Rhythm:
         self.weights = tuple(weight / peak for weight in week)
         self.mean = sum(self.weights) / 168
 
-    def next_after(self, rnd, t: float, per_day: float, tz: float, limit: float) -> float:
+    def next_after(self, rnd, at: float, per_day: float, tz: float, limit: float) -> float:
         """The next arrival after ``t`` for ``per_day`` arrivals on an average day (``limit`` if none before it)."""
         peak = per_day / (DAY * self.mean)
         weights = self.weights
         offset = tz + 72.0  # the epoch began on a Thursday: +72 h puts index 0 at Monday 00:00
         while True:
-            t -= math.log(1.0 - rnd()) / peak
-            if t >= limit:
+            at -= math.log(1.0 - rnd()) / peak
+            if at >= limit:
                 return limit
-            if rnd() < weights[int((t / HOUR + offset) % 168.0)]:
-                return t
+            if rnd() < weights[int((at / HOUR + offset) % 168.0)]:
+                return at
 
 
 HUMAN = Rhythm(HUMAN_DAY, weekend=0.6)

@@ -67,8 +67,8 @@ class SweepPlan:
     scenarios: int
     seeds: str = "eval"
     first_seed: int | None = None
-    scale: float = 0.25
-    hours: float = 36.0
+    scale: float = 0.5
+    hours: float = 48.0
     force: Mapping[str, set[str]] = field(default_factory=dict)
     exclude: Mapping[str, set[str]] = field(default_factory=dict)
 
@@ -132,7 +132,7 @@ def _row(scenario: Scenario, truth: dict, figures: dict, seconds: float) -> dict
                 "tactics": labeled["tactics"],
             }
         )
-    ttds = [c["time_to_detect_hours"] if c["detected"] else math.inf for c in campaigns]
+    ttds = [campaign["time_to_detect_hours"] if campaign["detected"] else math.inf for campaign in campaigns]
     return {
         "seed": scenario.seed,
         "records": figures["records"]["accepted"],
@@ -142,8 +142,10 @@ def _row(scenario: Scenario, truth: dict, figures: dict, seconds: float) -> dict
         "benign_accounts": benign["accounts"],
         "benign_flagged": benign["flagged"],
         "benign_false_positive_rate": benign["false_positive_rate"],
-        "benign_flagged_by_family": {f: row["flagged"] for f, row in benign["by_family"].items() if row["flagged"]},
-        "campaigns_detected": sum(c["detected"] for c in campaigns),
+        "benign_flagged_by_family": {
+            family: row["flagged"] for family, row in benign["by_family"].items() if row["flagged"]
+        },
+        "campaigns_detected": sum(campaign["detected"] for campaign in campaigns),
         "campaigns": campaigns,
         "median_time_to_detect_hours": statistics.median(ttds) if ttds else None,
     }
@@ -161,20 +163,25 @@ class SweepReport:
     @property
     def summary(self) -> dict:
         rows = self.rows
-        recalls = [r["attacker_recall"] if r["attacker_recall"] is not None else 0.0 for r in rows]
-        fprs = [r["benign_false_positive_rate"] or 0.0 for r in rows]
-        campaigns = [c for r in rows for c in r["campaigns"]]
-        detected_share = [r["campaigns_detected"] / len(r["campaigns"]) if r["campaigns"] else 1.0 for r in rows]
-        keys = [max((c["alert_keys"] for c in r["campaigns"]), default=0) for r in rows]
-        coverage = [_worst_coverage(r) for r in rows]
-        ttd = [r["median_time_to_detect_hours"] for r in rows if r["median_time_to_detect_hours"] is not None]
+        recalls = [row["attacker_recall"] if row["attacker_recall"] is not None else 0.0 for row in rows]
+        fprs = [row["benign_false_positive_rate"] or 0.0 for row in rows]
+        campaigns = [campaign for row in rows for campaign in row["campaigns"]]
+        detected_share = [
+            row["campaigns_detected"] / len(row["campaigns"]) if row["campaigns"] else 1.0 for row in rows
+        ]
+        keys = [max((campaign["alert_keys"] for campaign in row["campaigns"]), default=0) for row in rows]
+        coverage = [_worst_coverage(row) for row in rows]
+        ttd = [row["median_time_to_detect_hours"] for row in rows if row["median_time_to_detect_hours"] is not None]
         goals = self.goals
         verdicts = {
             "benign_fpr_every_scenario": max(fprs) <= goals.benign_false_positive_rate,
-            "every_campaign_detected": all(c["detected"] for c in campaigns),
-            "alert_keys_per_campaign": all(c["alert_keys"] <= goals.alert_keys_per_campaign for c in campaigns),
+            "every_campaign_detected": all(campaign["detected"] for campaign in campaigns),
+            "alert_keys_per_campaign": all(
+                campaign["alert_keys"] <= goals.alert_keys_per_campaign for campaign in campaigns
+            ),
             "members_listed_within_6h": all(
-                c["coverage_6h"] is None or c["coverage_6h"] >= goals.members_listed_within_6h for c in campaigns
+                campaign["coverage_6h"] is None or campaign["coverage_6h"] >= goals.members_listed_within_6h
+                for campaign in campaigns
             ),
             "attacker_recall_median": statistics.median(recalls) >= goals.attacker_recall_median,
             "attacker_recall_worst": min(recalls) >= goals.attacker_recall_worst,
@@ -183,7 +190,7 @@ class SweepReport:
         return {
             "scenarios": len(rows),
             "campaigns": len(campaigns),
-            "campaigns_detected": sum(c["detected"] for c in campaigns),
+            "campaigns_detected": sum(campaign["detected"] for campaign in campaigns),
             "attacker_recall": {"worst": min(recalls), "median": statistics.median(recalls)},
             "benign_false_positive_rate": {"worst": max(fprs), "median": statistics.median(fprs)},
             "campaigns_detected_share": {"worst": min(detected_share), "median": statistics.median(detected_share)},
@@ -193,7 +200,7 @@ class SweepReport:
                 "worst": max(ttd) if ttd else None,
                 "median": statistics.median(ttd) if ttd else None,
             },
-            "benign_flagged_by_family": _sum_counts(r["benign_flagged_by_family"] for r in rows),
+            "benign_flagged_by_family": _sum_counts(row["benign_flagged_by_family"] for row in rows),
             "verdicts": verdicts,
             "passed": all(verdicts.values()),
         }
@@ -206,21 +213,23 @@ class SweepReport:
     def by_tactic(self) -> list[dict]:
         """Per tactic value: campaigns that had it, how many were detected, and their accounts' recall."""
         rows = []
-        campaigns = [c for r in self.rows for c in r["campaigns"]]
+        campaigns = [campaign for row in self.rows for campaign in row["campaigns"]]
         for dimension, values in TACTICS.items():
             for value in values:
-                having = [c for c in campaigns if value in c["tactics"][dimension]]
+                having = [campaign for campaign in campaigns if value in campaign["tactics"][dimension]]
                 if not having:
                     continue
-                accounts = sum(c["accounts"] for c in having)
+                accounts = sum(campaign["accounts"] for campaign in having)
                 rows.append(
                     {
                         "dimension": dimension,
                         "value": value,
                         "campaigns": len(having),
-                        "detected": sum(c["detected"] for c in having),
-                        "campaign_recall": round(sum(c["detected"] for c in having) / len(having), 4),
-                        "account_recall": round(sum(c["flagged"] for c in having) / accounts, 4) if accounts else None,
+                        "detected": sum(campaign["detected"] for campaign in having),
+                        "campaign_recall": round(sum(campaign["detected"] for campaign in having) / len(having), 4),
+                        "account_recall": round(sum(campaign["flagged"] for campaign in having) / accounts, 4)
+                        if accounts
+                        else None,
                     }
                 )
         return rows
@@ -234,8 +243,8 @@ class SweepReport:
                 "seed_list": plan.seed_list(),
                 "scale": plan.scale,
                 "hours": plan.hours,
-                "force": {d: sorted(v) for d, v in plan.force.items()},
-                "exclude": {d: sorted(v) for d, v in plan.exclude.items()},
+                "force": {dimension: sorted(values) for dimension, values in plan.force.items()},
+                "exclude": {dimension: sorted(values) for dimension, values in plan.exclude.items()},
             },
             "goals": self.goals.__dict__,
             "seconds": round(self.seconds, 1),
@@ -254,18 +263,23 @@ class SweepReport:
             f"{'seed':>5} {'records':>8} {'camps':>6} {'recall':>7} {'benign FPR':>11} {'max keys':>8} "
             f"{'min 6h cov':>10} {'TTD p50 h':>9}  flagged benign",
         ]
-        for r in self.rows:
-            ttd = r["median_time_to_detect_hours"]
+        for row in self.rows:
+            ttd = row["median_time_to_detect_hours"]
             lines.append(
-                f"{r['seed']:>5} {r['records']:>8,} {r['campaigns_detected']:>3}/{len(r['campaigns']):<2} "
-                f"{_percent(r['attacker_recall']):>7} {_percent(r['benign_false_positive_rate'], 2):>11} "
-                f"{max((c['alert_keys'] for c in r['campaigns']), default=0):>8} "
-                f"{_percent(_worst_coverage(r)):>10} {_hours(ttd):>9}  "
-                + ", ".join(f"{f} {n}" for f, n in r["benign_flagged_by_family"].items())
+                f"{row['seed']:>5} {row['records']:>8,} {row['campaigns_detected']:>3}/{len(row['campaigns']):<2} "
+                f"{_percent(row['attacker_recall']):>7} {_percent(row['benign_false_positive_rate'], 2):>11} "
+                f"{max((campaign['alert_keys'] for campaign in row['campaigns']), default=0):>8} "
+                f"{_percent(_worst_coverage(row)):>10} {_hours(ttd):>9}  "
+                + ", ".join(f"{family} {count}" for family, count in row["benign_flagged_by_family"].items())
             )
         rows = (
             ("attacker recall", "attacker_recall", _percent, "median >= 95 %, worst >= 90 %"),
-            ("benign false-positive rate", "benign_false_positive_rate", lambda v: _percent(v, 2), "<= 0.1 % in each"),
+            (
+                "benign false-positive rate",
+                "benign_false_positive_rate",
+                lambda values: _percent(values, 2),
+                "<= 0.1 % in each",
+            ),
             ("campaigns detected (share)", "campaigns_detected_share", _percent, "all"),
             (
                 "alert keys per campaign (max)",
@@ -286,15 +300,18 @@ class SweepReport:
             lines.append(f"{name:<32} {show(summary[key]['worst']):>9} {show(summary[key]['median']):>9}  {goal}")
         lines.append(
             f"campaigns detected: {summary['campaigns_detected']} / {summary['campaigns']}; benign flagged by family: "
-            + (", ".join(f"{f} {n}" for f, n in summary["benign_flagged_by_family"].items()) or "none")
+            + (", ".join(f"{name} {count}" for name, count in summary["benign_flagged_by_family"].items()) or "none")
         )
         failed = [name for name, ok in summary["verdicts"].items() if not ok]
         lines.append("verdict: " + ("PASS" if summary["passed"] else "FAIL (" + ", ".join(failed) + ")"))
         lines += ["", "recall by tactic value (campaigns detected / with it; their accounts flagged), worst first:"]
-        for t in sorted(self.by_tactic, key=lambda t: (t["campaign_recall"], t["account_recall"] or 0.0)):
+        for tactic in sorted(
+            self.by_tactic, key=lambda tactic: (tactic["campaign_recall"], tactic["account_recall"] or 0.0)
+        ):
             lines.append(
-                f"  {t['dimension'] + '=' + t['value']:<36} {t['detected']:>3} / {t['campaigns']:<3} "
-                f"{_percent(t['campaign_recall']):>7}  accounts {_percent(t['account_recall']):>7}"
+                f"  {tactic['dimension'] + '=' + tactic['value']:<36} "
+                f"{tactic['detected']:>3} / {tactic['campaigns']:<3} "
+                f"{_percent(tactic['campaign_recall']):>7}  accounts {_percent(tactic['account_recall']):>7}"
             )
         return "\n".join(lines)
 
@@ -350,7 +367,7 @@ def run_sweep(
 
 
 def _worst_coverage(row: dict) -> float:
-    rates = [c["coverage_6h"] for c in row["campaigns"] if c["coverage_6h"] is not None]
+    rates = [campaign["coverage_6h"] for campaign in row["campaigns"] if campaign["coverage_6h"] is not None]
     return min(rates) if rates else 1.0
 
 

@@ -88,7 +88,9 @@ def _labels(scenario: Scenario, people: Population) -> dict:
     }
     present = {
         dimension: [
-            value for value in values if any(value in c["tactics"][dimension] for c in people.campaigns.values())
+            value
+            for value in values
+            if any(value in campaign["tactics"][dimension] for campaign in people.campaigns.values())
         ]
         for dimension, values in TACTICS.items()
     }
