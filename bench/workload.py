@@ -15,7 +15,8 @@ from pathlib import Path
 
 import orjson
 
-from detector.sim.simulate import Scenario, generate
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate
 
 RECORDS_PER_HOUR = 12_000
 """About how many records an event-time hour of ``Scenario()`` holds (586k records in 48 h)."""
