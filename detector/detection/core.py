@@ -73,6 +73,9 @@ class Detector:
         self.population = Population(seed=seed)
         self.models = ModelCatalog(self.policy.new_model_window_hours, self.policy.model_startup_hours)
         self.seen_prompts = SeenPrompts()
+        self.seen_contents = SeenPrompts(bits=1 << 25, capacity=2_000_000)
+        """Prompts sent by any account: a benchmark run by several eval pipelines, or a greeting
+        thousands send, is no novel data to harvest (per worker: accounts are partitioned)."""
         self.alerts = AlertBook(self.policy)
         self.stats = DetectorStats()
         self.started: float | None = None
@@ -125,6 +128,7 @@ class Detector:
                 profile.requests,
                 profile.harvest_checked,
                 profile.harvest_like,
+                profile.first_seen,
             )
             for key in attribute_keys(request, templates, self.models.is_new(request.model, request.timestamp))
         ]
@@ -217,8 +221,11 @@ class Detector:
             if not _prompt_due(requests):
                 return profile
             traits = analyse_prompt(prompt_text)
-            repeated = self.seen_prompts.seen_before(account_id, traits.content_fingerprint)
-            observe_prompt(profile, traits, repeated)
+            fingerprint = traits.content_fingerprint
+            # both filters always learn the prompt: no short-circuit
+            repeated_here = self.seen_prompts.seen_before(account_id, fingerprint)
+            repeated = self.seen_contents.seen_before("", fingerprint) | repeated_here
+            observe_prompt(profile, traits, repeated_here)
             asks = traits.elicits_reasoning or traits.asks_complete_work
         else:
             repeated = asks = False

@@ -84,6 +84,9 @@ class DetectionPolicy:
     """An open alert resolves when risk falls below this (hysteresis under ``warning_risk``)."""
     idle_resolve_hours: float = 6.0
     """An open alert resolves when its account has been silent this long (event time)."""
+    account_alert_hold_minutes: float = 30.0
+    """A new account alert waits this long (event time) before it pages, so that a member of a
+    campaign is joined to it first and paged through the campaign's alert."""
     rescore_step: float = 10.0
     """An open alert is re-emitted when risk rose this many points since it was last sent."""
     new_model_window_hours: float = 72.0

@@ -27,7 +27,9 @@ other dimension one.
 * **account_age**: ``fresh`` (days), ``aged`` (months: bought or long-dormant accounts);
 * **size**: ``single`` (1-3 accounts), ``tens``, ``hundreds``, ``thousands`` (up to ~2,000; all
   but ``single`` times ``scale``);
-* **rate** per account: ``trickle`` (2-10 a day), ``steady`` (10-60 a day), ``burst`` (200-2,000
+* **rate** per account (lifted where size × rate would harvest too little to make a dataset: a
+  ``single`` operator harvests in bursts, ``tens`` of accounts at least steadily):
+  ``trickle`` (2-10 a day), ``steady`` (10-60 a day), ``burst`` (200-2,000
   an hour until the campaign's record budget is spent);
 * **schedule**: ``synchronized_shifts`` (groups of accounts active in the same rotating shifts),
   ``independent`` (each account a human-like day in its own time zone), ``round_the_clock``;
@@ -78,6 +80,7 @@ TACTICS: dict[str, tuple[str, ...]] = {
 }
 """Every tactic dimension and its values; the module docstring says what each means."""
 MULTI_VALUED = frozenset({"wording", "capability"})
+_RATE_ORDER = ("trickle", "steady", "burst")
 """Dimensions of which a campaign draws one or two values (a mix), not exactly one."""
 CAMPAIGNS_PER_SCENARIO = (3, 5)
 """How many campaigns a scenario draws when ``Scenario.campaigns`` is None (inclusive range)."""
@@ -262,7 +265,28 @@ class Scenario:
                 planned = plan[dimension]
                 chosen = (planned,) if isinstance(planned, str) else tuple(planned)  # type: ignore[arg-type]
             tactics[dimension] = chosen
-        return tactics
+        return self._with_harvest_volume(tactics, plan)
+
+    def _with_harvest_volume(self, tactics: dict[str, tuple[str, ...]], plan: Mapping[str, object]):
+        """Lift a draw that would harvest too little to build a dataset in the window.
+
+        One to three accounts at a few requests a day, or a few tens at two a day, send fewer than a
+        few hundred exchanges a day: no operator runs a campaign for that, and no detector could tell
+        it from a customer. A lone operator (``size`` single) harvests in bursts; a few tens of
+        accounts at least steadily. A forced or planned rate is kept and the size lifted instead.
+        """
+        size, rate = tactics["size"][0], tactics["rate"][0]
+        floor = {"single": "burst", "tens": "steady"}.get(size)
+        if floor is None or _RATE_ORDER.index(rate) >= _RATE_ORDER.index(floor):
+            return tactics
+        if "rate" in plan or "rate" in self.force:
+            lifted = "hundreds" if rate == "trickle" else "tens"
+            if "size" in plan or lifted in self.exclude.get("size", ()):
+                return tactics
+            return {**tactics, "size": (lifted,)}
+        if floor in self.exclude.get("rate", ()):
+            return tactics
+        return {**tactics, "rate": (floor,)}
 
     def describe(self) -> dict:
         """The scenario as plain JSON-able data (forced and excluded tactics as sorted lists)."""
