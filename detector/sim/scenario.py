@@ -28,7 +28,8 @@ other dimension one.
 * **size**: ``single`` (1-3 accounts), ``tens``, ``hundreds``, ``thousands`` (up to ~2,000; all
   but ``single`` times ``scale``);
 * **rate** per account: ``trickle`` (2-10 a day), ``steady`` (10-60 a day), ``burst`` (200-2,000
-  an hour until the campaign's record budget is spent);
+  an hour, until the campaign's budget of 40,000 records times ``scale`` is spent; a campaign of
+  many accounts spreads it over at least an hour, at a lower rate each);
 * **schedule**: ``synchronized_shifts`` (groups of accounts active in the same rotating shifts),
   ``independent`` (each account a human-like day in its own time zone), ``round_the_clock``;
 * **timing**: ``scripted`` (near-regular gaps), ``jittered`` (random gaps, bursts);
