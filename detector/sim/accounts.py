@@ -343,6 +343,7 @@ class Population:
         payment_fingerprint: str | None = None,
         tls_fingerprint: str | None = None,
     ) -> Account:
+        """A new account with an id that reveals nothing of its family (ids are drawn, never reused)."""
         account_id = "acct_" + hex_id(rng, 16)
         while account_id in self._taken_ids:
             account_id = "acct_" + hex_id(rng, 16)
@@ -378,6 +379,7 @@ class Population:
         }
 
     def benign_created_at(self, rnd, new_share: float = 0.04) -> float:
+        """Most benign accounts are months old; a few signed up in the last two weeks, as campaigns' do."""
         if rnd() < new_share:
             return self.scenario.start - DAY * (0.1 + rnd() * 14)
         return self.scenario.start - DAY * (15 + rnd() * 900)
@@ -390,6 +392,8 @@ class Population:
 
     @staticmethod
     def model_chooser(rnd, base: str, adopt_at: float, new_share: float, other_share: float = 0.08):
+        """A function giving the model of a request at a time: the account's usual one, the other now and
+        then, and after ``adopt_at`` the new model for ``new_share`` of requests."""
         other = MODEL_SMALL if base == MODEL_CURRENT else MODEL_CURRENT
 
         def model_at(at: float) -> str:
@@ -400,6 +404,8 @@ class Population:
         return model_at
 
     def ordinary_opening(self, rnd, wrapper: str | None, homework_share: float = 0.0):
+        """Openings and follow-ups of an ordinary user: real ShareGPT messages, a tool's wrapper around
+        them for some, homework with its follow-up questions for students."""
         texts = corpus()
         first, snippets = texts.first_turn, texts.follow_up
 
@@ -420,6 +426,7 @@ class Population:
 
     @staticmethod
     def home_client(rnd, client: tuple[str, str], ip_logged: bool, roaming: float = 0.1):
+        """A home address with some roaming (phones, cafés); ``ip_logged`` False for gateways that drop it."""
         ua, _ = client
         home = address(rnd)
 
