@@ -236,9 +236,16 @@ def session_starts(
 
 
 class ChatUser:
-    """How one person (or one product's end users) converses: prompts, models, clients."""
+    """How one person (or one product's end users) converses: prompts, models, clients.
+
+    People repeat themselves: now and then they ask again something they asked before, or
+    regenerate an answer by sending the same message again (``repeat_share``). A harvest never
+    needs to.
+    """
 
     __slots__ = (
+        "repeat_share",
+        "asked",
         "emit",
         "rnd",
         "corpus",
@@ -269,8 +276,10 @@ class ChatUser:
         system_prompt_hash,
         client,
         think_median_s=45.0,
+        repeat_share=0.08,
     ):
         self.emit, self.rnd, self.corpus = emit, rnd, corpus()
+        self.repeat_share, self.asked = repeat_share, []
         self.conv_prefix = "conv_" + emit.account.account_id[5:] + "_"
         self.conversations = 0
         self.model_at, self.opening, self.follow_up = model_at, opening, follow_up
@@ -286,9 +295,14 @@ class ChatUser:
         continuing = 1.0 - 1.0 / self.turns_mean
         context, turn = 0, 0
         homework = None
+        prompt = ""
         while True:
-            if turn == 0:
+            if rnd() < self.repeat_share and (turn or self.asked):
+                prompt = prompt if turn else pick(rnd, self.asked)  # regenerate, or ask again
+            elif turn == 0:
                 prompt, homework = self.opening()
+                if len(self.asked) < 20:
+                    self.asked.append(prompt)
             else:
                 prompt = self.follow_up(homework)
             prompt_tokens = len(prompt) // 4 + 1
