@@ -278,7 +278,7 @@ def _shift_windows(params: CampaignParameters, member: int, begin: float, end: f
     length = DAY / shifts
     group = member % shifts
     day = math.floor(begin / DAY) * DAY
-    offset = (params.start % 3600.0) * 7 % length
+    offset = (params.start % 3600.0) * 7 % length  # shifts begin 0-7 h after midnight UTC, fixed by the start
     while day < end:
         shift = (group + int(day // DAY)) % shifts
         window_start, window_end = day + offset + shift * length, day + offset + (shift + 1) * length
