@@ -41,7 +41,8 @@ Benign look-alike families draw their own variants (wrappers, wordings, language
 the same seed; see :mod:`detector.sim.benign`. ``docs/simulation.md`` has the whole picture.
 
 >>> scenario = Scenario(seed=3, force={"wording": {"plain_complete"}}, exclude={"language": {"multilingual"}})
->>> all("plain_complete" in c["wording"] and c["language"] == ("english",) for c in scenario.campaign_tactics)
+>>> all("plain_complete" in tactics["wording"] and tactics["language"] == ("english",)
+...     for tactics in scenario.campaign_tactics)
 True
 """
 
@@ -208,8 +209,8 @@ class Scenario:
         """The same scenario with ``scale`` times ``factor`` and, given ``hours``, a window of that
         length in which the campaign start and the model release keep their relative place.
 
-        >>> s = Scenario().scaled(0.5, hours=24)
-        >>> s.scale, s.campaign_start_hours, s.new_model_release_hours
+        >>> half = Scenario().scaled(0.5, hours=24)
+        >>> half.scale, half.campaign_start_hours, half.new_model_release_hours
         (0.5, 6.0, 12.0)
         """
         if not factor > 0:
