@@ -236,9 +236,16 @@ def session_starts(
 
 
 class ChatUser:
-    """How one person (or one product's end users) converses: prompts, models, clients."""
+    """How one person (or one product's end users) converses: prompts, models, clients.
+
+    People repeat themselves: now and then they ask again something they asked before, or
+    regenerate an answer by sending the same message again (``repeat_share``). A harvest never
+    needs to.
+    """
 
     __slots__ = (
+        "repeat_share",
+        "asked",
         "emit",
         "rnd",
         "corpus",
@@ -269,8 +276,10 @@ class ChatUser:
         system_prompt_hash,
         client,
         think_median_s=45.0,
+        repeat_share=0.08,
     ):
         self.emit, self.rnd, self.corpus = emit, rnd, corpus()
+        self.repeat_share, self.asked = repeat_share, []
         self.conv_prefix = "conv_" + emit.account.account_id[5:] + "_"
         self.conversations = 0
         self.model_at, self.opening, self.follow_up = model_at, opening, follow_up
@@ -286,9 +295,14 @@ class ChatUser:
         continuing = 1.0 - 1.0 / self.turns_mean
         context, turn = 0, 0
         homework = None
+        prompt = ""
         while True:
-            if turn == 0:
+            if rnd() < self.repeat_share and (turn or self.asked):
+                prompt = prompt if turn else pick(rnd, self.asked)  # regenerate, or ask again
+            elif turn == 0:
                 prompt, homework = self.opening()
+                if len(self.asked) < 20:
+                    self.asked.append(prompt)
             else:
                 prompt = self.follow_up(homework)
             prompt_tokens = len(prompt) // 4 + 1
@@ -343,6 +357,7 @@ class Population:
         payment_fingerprint: str | None = None,
         tls_fingerprint: str | None = None,
     ) -> Account:
+        """A new account with an id that reveals nothing of its family (ids are drawn, never reused)."""
         account_id = "acct_" + hex_id(rng, 16)
         while account_id in self._taken_ids:
             account_id = "acct_" + hex_id(rng, 16)
@@ -378,6 +393,7 @@ class Population:
         }
 
     def benign_created_at(self, rnd, new_share: float = 0.04) -> float:
+        """Most benign accounts are months old; a few signed up in the last two weeks, as campaigns' do."""
         if rnd() < new_share:
             return self.scenario.start - DAY * (0.1 + rnd() * 14)
         return self.scenario.start - DAY * (15 + rnd() * 900)
@@ -390,6 +406,8 @@ class Population:
 
     @staticmethod
     def model_chooser(rnd, base: str, adopt_at: float, new_share: float, other_share: float = 0.08):
+        """A function giving the model of a request at a time: the account's usual one, the other now and
+        then, and after ``adopt_at`` the new model for ``new_share`` of requests."""
         other = MODEL_SMALL if base == MODEL_CURRENT else MODEL_CURRENT
 
         def model_at(at: float) -> str:
@@ -400,6 +418,8 @@ class Population:
         return model_at
 
     def ordinary_opening(self, rnd, wrapper: str | None, homework_share: float = 0.0):
+        """Openings and follow-ups of an ordinary user: real ShareGPT messages, a tool's wrapper around
+        them for some, homework with its follow-up questions for students."""
         texts = corpus()
         first, snippets = texts.first_turn, texts.follow_up
 
@@ -420,6 +440,7 @@ class Population:
 
     @staticmethod
     def home_client(rnd, client: tuple[str, str], ip_logged: bool, roaming: float = 0.1):
+        """A home address with some roaming (phones, cafés); ``ip_logged`` False for gateways that drop it."""
         ua, _ = client
         home = address(rnd)
 

@@ -44,8 +44,9 @@ ATTACK_FAMILIES = ("blatant_extractor", "low_and_slow", "evasive", "model_pivot"
 
 _SIZES = {"single": (1, 3), "tens": (10, 60), "hundreds": (100, 500), "thousands": (800, 2000)}
 _PER_DAY = {"trickle": (2.0, 10.0), "steady": (10.0, 60.0), "burst": (200.0 * 24, 2000.0 * 24)}
-_BURST_RECORD_BUDGET = 80_000
-"""Records a burst campaign sends at scale 1 before it stops: operators pay per token too."""
+_BURST_RECORD_BUDGET = 40_000
+"""Records a burst campaign sends at scale 1 before it stops (operators pay per token too); it also
+keeps a scenario's size near that of the others."""
 
 
 def family_of(tactics: dict[str, tuple[str, ...]]) -> str:
@@ -106,8 +107,12 @@ class CampaignParameters:
         per_day = math.exp(uniform(rnd, math.log(per_low), math.log(per_high)))
         active_hours = (scenario.end - start) / HOUR
         if tactic("rate") == "burst":
-            budget = _BURST_RECORD_BUDGET * min(1.0, scenario.scale * 4)
-            active_hours = min(active_hours, max(0.5, budget / accounts / (per_day / 24)))
+            # the budget binds: many accounts burst for an hour at a lower rate each, few for longer
+            budget = _BURST_RECORD_BUDGET * scenario.scale
+            hours_of_budget = budget / accounts / (per_day / 24)
+            if hours_of_budget < 1.0:
+                per_day, hours_of_budget = budget / accounts * 24, 1.0
+            active_hours = min(active_hours, hours_of_budget)
         return cls(
             accounts=accounts,
             start=round(start, 3),
@@ -273,7 +278,7 @@ def _shift_windows(params: CampaignParameters, member: int, begin: float, end: f
     length = DAY / shifts
     group = member % shifts
     day = math.floor(begin / DAY) * DAY
-    offset = (params.start % 3600.0) * 7 % length
+    offset = (params.start % 3600.0) * 7 % length  # shifts begin 0-7 h after midnight UTC, fixed by the start
     while day < end:
         shift = (group + int(day // DAY)) % shifts
         window_start, window_end = day + offset + shift * length, day + offset + (shift + 1) * length

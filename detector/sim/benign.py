@@ -216,6 +216,7 @@ class ResellerParameters:
 
 
 def ordinary_chat(population: Population, family_rng: random.Random, count: int) -> None:
+    """People chatting: real ShareGPT prompts, multi-turn, human hours; some behind a popular tool's wrapper."""
     scenario = population.scenario
     params = OrdinaryChatParameters.draw(family_rng.random)
     population.record_parameters("ordinary_chat", params)
@@ -299,6 +300,7 @@ def add_chat_user(
 
 
 def coding_agent(population: Population, family_rng: random.Random, count: int) -> None:
+    """Coding agents: long tool loops all day, long contexts, a team sharing an org and a card."""
     scenario = population.scenario
     params = CodingAgentParameters.draw(family_rng.random)
     population.record_parameters("coding_agent", params)
@@ -409,6 +411,7 @@ def _coding_stream(
 
 
 def enterprise_batch(population: Population, family_rng: random.Random, count: int) -> None:
+    """Nightly batch jobs: one narrow template, thousands of requests, short outputs."""
     scenario = population.scenario
     params = EnterpriseBatchParameters.draw(family_rng.random)
     population.record_parameters("enterprise_batch", params)
@@ -489,6 +492,7 @@ def _batch_stream(
 
 
 def eval_pipeline(population: Population, family_rng: random.Random, count: int) -> None:
+    """Evaluation suites: a fixed set of prompts (step by step, multiple choice, judge rubrics) re-run on schedule."""
     scenario = population.scenario
     params = EvalPipelineParameters.draw(family_rng.random)
     population.record_parameters("eval_pipeline", params)
@@ -584,6 +588,7 @@ def _eval_stream(population: Population, account, rng, size, period, params):
 
 
 def shared_nat(population: Population, family_rng: random.Random, count: int) -> None:
+    """A campus behind a few NAT addresses: many accounts on one network, students' homework."""
     scenario = population.scenario
     params = SharedNatParameters.draw(family_rng.random)
     population.record_parameters("shared_nat", params)
@@ -634,6 +639,7 @@ def shared_nat(population: Population, family_rng: random.Random, count: int) ->
 
 
 def launch_crowd(population: Population, family_rng: random.Random, count: int) -> None:
+    """A launch-day crowd: new sign-ups and regulars rushing to the new model with test prompts."""
     scenario = population.scenario
     params = LaunchCrowdParameters.draw(family_rng.random)
     population.record_parameters("launch_crowd", params)
@@ -689,6 +695,7 @@ def launch_crowd(population: Population, family_rng: random.Random, count: int) 
 
 
 def reseller(population: Population, family_rng: random.Random, count: int) -> None:
+    """Resellers: one account serving many end users' conversations round the clock."""
     scenario = population.scenario
     params = ResellerParameters.draw(family_rng.random)
     population.record_parameters("reseller", params)

@@ -30,7 +30,8 @@ other dimension one.
 * **rate** per account (lifted where size × rate would harvest too little to make a dataset: a
   ``single`` operator harvests in bursts, ``tens`` of accounts at least steadily):
   ``trickle`` (2-10 a day), ``steady`` (10-60 a day), ``burst`` (200-2,000
-  an hour until the campaign's record budget is spent);
+  an hour, until the campaign's budget of 40,000 records times ``scale`` is spent; a campaign of
+  many accounts spreads it over at least an hour, at a lower rate each);
 * **schedule**: ``synchronized_shifts`` (groups of accounts active in the same rotating shifts),
   ``independent`` (each account a human-like day in its own time zone), ``round_the_clock``;
 * **timing**: ``scripted`` (near-regular gaps), ``jittered`` (random gaps, bursts);
@@ -42,7 +43,8 @@ Benign look-alike families draw their own variants (wrappers, wordings, language
 the same seed; see :mod:`detector.sim.benign`. ``docs/simulation.md`` has the whole picture.
 
 >>> scenario = Scenario(seed=3, force={"wording": {"plain_complete"}}, exclude={"language": {"multilingual"}})
->>> all("plain_complete" in c["wording"] and c["language"] == ("english",) for c in scenario.campaign_tactics)
+>>> all("plain_complete" in tactics["wording"] and tactics["language"] == ("english",)
+...     for tactics in scenario.campaign_tactics)
 True
 """
 
@@ -210,8 +212,8 @@ class Scenario:
         """The same scenario with ``scale`` times ``factor`` and, given ``hours``, a window of that
         length in which the campaign start and the model release keep their relative place.
 
-        >>> s = Scenario().scaled(0.5, hours=24)
-        >>> s.scale, s.campaign_start_hours, s.new_model_release_hours
+        >>> half = Scenario().scaled(0.5, hours=24)
+        >>> half.scale, half.campaign_start_hours, half.new_model_release_hours
         (0.5, 6.0, 12.0)
         """
         if not factor > 0:

@@ -233,6 +233,14 @@ def test_ordinary_chat_is_multi_turn(tiny):
     assert sum(len(indices) > 1 for indices in turns.values()) > len(turns) / 5
 
 
+def test_ordinary_users_sometimes_repeat_themselves(tiny):
+    prompts = [
+        [r["prompt_text"] for r in own if "prompt_text" in r] for own in _by_account(tiny[1]["ordinary_chat"]).values()
+    ]
+    repeated = [asked for asked in prompts if len(set(asked)) < len(asked)]
+    assert repeated
+
+
 def test_api_products_are_long_lived_accounts_with_long_mostly_single_turn_answers(tiny):
     records = tiny[1]["api_product"]
     for own in _by_account(records).values():
