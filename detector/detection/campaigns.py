@@ -39,6 +39,8 @@ model the account sends to (a launch-day crowd shares it too, and links nobody: 
 STRONG_KINDS = frozenset({"payment", "network", "pair"})
 """Attributes that unrelated operators rarely share (see :class:`CampaignBook`); a ``pair`` is two
 weak attributes of different kinds held together (:func:`paired`), far more specific than either."""
+_SPECIFIC_KINDS = frozenset({"payment", "network"})
+"""Kinds one customer rarely shares with another: a few harvesting accounts on one are enough."""
 PAIRED_KINDS = ("setup", "tls", "cohort", "pivot", "template")
 """Weak kinds whose values are also reported in pairs: an operator's accounts share a client
 set-up *and* a creation hour, or a template *and* a new model; a popular SDK's users and a
@@ -57,6 +59,10 @@ class CampaignPolicy:
     min_attribute_accounts: int = 4
     """An attribute links nobody until this many harvesting accounts share it: two or three eval
     pipelines of one team running the same suite share templates, and start as harvest-shaped."""
+    min_shared_accounts: int = 8
+    """The same for attributes that unrelated customers share (a client set-up, a template, a
+    creation hour, and pairs of them): the eval pipelines of several teams run the same harness
+    with the same prompt forms, and each first run of a suite looks like harvesting."""
     attribute_harvest_share: float = 0.6
     """Share of an attribute's accounts that must be harvesting accounts: a NAT, a company card or an
     SDK's user agent carry ordinary accounts too and never link, however busy its attackers."""
@@ -276,9 +282,10 @@ class AttributeIndex:
         towards ``prior`` as if it had sent :data:`HARVEST_PRIOR_WEIGHT` requests more, reaches
         ``account_harvest_share``. With the prior of ordinary traffic one long first question is
         not a habit, two are; on an attribute that only harvesters use (:data:`EXCLUSIVE_PRIOR`)
-        an account's first request suffices, so a campaign's slow accounts join as they arrive."""
+        an account's first harvest-shaped request suffices, so a campaign's slow accounts join as
+        they arrive. An account with no harvest-shaped request joins nothing, whatever it shares."""
         share = (harvest_like + prior * HARVEST_PRIOR_WEIGHT) / (checked + HARVEST_PRIOR_WEIGHT)
-        return share >= self.policy.account_harvest_share
+        return harvest_like >= 1 and share >= self.policy.account_harvest_share
 
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
@@ -308,8 +315,13 @@ class AttributeIndex:
         state.harvest_like += observation.harvest_like
         state.harvesting_accounts += self._shows_harvesting(observation.checked, observation.harvest_like)
         was_linking = state.linking
+        minimum = (
+            policy.min_attribute_accounts
+            if kind_of(observation.attribute) in _SPECIFIC_KINDS
+            else policy.min_shared_accounts
+        )
         state.linking = (
-            state.harvesting_accounts >= policy.min_attribute_accounts
+            state.harvesting_accounts >= minimum
             and state.harvesting_accounts >= policy.attribute_harvest_share * len(state.members)
             and state.harvest_like >= policy.attribute_request_share * state.checked
         )

@@ -76,6 +76,9 @@ class DetectionPolicy:
     population_outlier: tuple[float, float, float] = (0.6, 0.9, 0.3)
     """Half-space-trees score of the account's feature vector against the population."""
     automation_floor: float = 0.45
+    blatant_requests_per_hour: float = 150.0
+    """An account opened more than ``new_account[1]`` days before its first request pages on its
+    own only from this hourly rate: below it, it may be a customer's product serving its own users."""
 
     # -- severities and alert lifecycle
     warning_risk: float = 55.0

@@ -316,11 +316,28 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     automation_score = 1.0 - exp(-sum(spared))
     floor = policy.automation_floor
     risk = 100.0 * harvest_score * (floor + (1.0 - floor) * automation_score)
+    if risk >= policy.warning_risk and _established(profile, now, policy):
+        risk = policy.warning_risk - 0.1
     # Points of risk per indicator: the harvest-only part split by weighted score, the rest
     # (what automation added) split by each indicator's share of the noisy-or.
     from_harvest = 100.0 * harvest_score * floor
     groups = ((harvest, weighted, from_harvest), (automation, spared, risk - from_harvest))
     return Assessment(round(risk, 1), _severity(risk, policy), groups, population)
+
+
+def _established(profile: AccountProfile, now: float, policy: DetectionPolicy) -> bool:
+    """Whether an account is an established customer that pages on its own only at blatant volume.
+
+    An API product or a tutoring app serving its own users sends novel single questions with long
+    answers round the clock: alone, it looks like harvesting, and it has a history of its own (an
+    account opened long before). Such an account pages on its own only at
+    ``blatant_requests_per_hour``; sharing a card, network or client with harvesters, it is paged
+    through its campaign like any other member.
+    """
+    created_at = profile.created_at
+    if created_at is None or profile.first_seen - created_at < policy.new_account[1] * 86400.0:
+        return False
+    return activity.recent_rate(profile, now) < policy.blatant_requests_per_hour
 
 
 _PAYLOAD = frozenset(
