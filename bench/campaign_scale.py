@@ -17,7 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from detector.sim.simulate import Scenario, write
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import write
 
 
 def main() -> None:
@@ -26,20 +27,19 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
+    low_and_slow = {
+        "wording": ("reasoning",), "capability": ("math", "coding"), "paraphrase": "fixed_templates",
+        "wrapper": "bare", "language": "english", "client": "popular_sdk", "egress": "datacenter",
+        "network_sharing": "shared", "payment": "hundreds_per_card", "creation": "batched", "account_age": "fresh",
+        "size": "thousands", "rate": "steady", "schedule": "synchronized_shifts", "cover": "none", "pivot": "none",
+        "accounts": args.accounts, "requests_per_account_day": 26.0,
+    }  # fmt: skip
     scenario = Scenario(
         seed=args.seed,
         duration_hours=args.hours,
-        ordinary_accounts=3000,
-        coding_agents=20,
-        enterprise_batch=5,
-        eval_pipelines=3,
-        nat_accounts=100,
-        launch_crowd=100,
-        resellers=3,
-        blatant_extractors=0,
-        low_and_slow_accounts=args.accounts,
-        evasive_accounts=0,
-        pivot_accounts=0,
+        scale=1.0,
+        campaigns=1,
+        plans=(low_and_slow,),
         campaign_start_hours=6.0,
         new_model_release_hours=20.0,
     )

@@ -32,7 +32,7 @@ from workload import scenario_for
 from detector.detection.core import Detector
 from detector.detection.profile import AccountProfile
 from detector.detection.records import decode_request
-from detector.sim.simulate import generate
+from detector.sim.traffic import generate
 from detector.stream import state
 
 RECORDS_PER_CLONE = 2

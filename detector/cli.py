@@ -39,11 +39,25 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from detector.sim.simulate import Scenario, write
+    import dataclasses
+
+    import orjson
+
+    from detector.sim.scenario import Scenario, parse_tactic_flags
+    from detector.sim.traffic import describe, write
 
     scenario = Scenario.demo(seed=args.seed) if args.demo_scale else Scenario(seed=args.seed)
+    scenario = dataclasses.replace(
+        scenario,
+        force=parse_tactic_flags(args.force),
+        exclude=parse_tactic_flags(args.exclude),
+        campaigns=scenario.campaigns if args.campaigns is None else args.campaigns,
+    )
     if args.hours is not None or args.scale != 1.0:
         scenario = scenario.scaled(args.scale, hours=args.hours)
+    if args.describe:
+        sys.stdout.write(orjson.dumps(describe(scenario), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
     if args.produce:
         from detector.sim.produce import produce_scenario
 
@@ -69,8 +83,27 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from detector.sim.evaluate import evaluate_files
     from detector.stream.config import Settings
+
+    if args.sweep:
+        from detector.sim.scenario import parse_tactic_flags
+        from detector.sim.sweep import SweepPlan, run_sweep
+
+        plan = SweepPlan(
+            scenarios=args.sweep,
+            seeds=args.seeds,
+            first_seed=args.first_seed,
+            scale=args.scale,
+            hours=args.hours,
+            force=parse_tactic_flags(args.hold_out),
+            exclude=parse_tactic_flags(args.exclude),
+        )
+        sweep = run_sweep(plan, jobs=args.jobs, report_dir=args.report, progress=sys.stderr)
+        print(sweep.text())
+        return 0 if sweep.passed else 1
+    if not (args.records and args.labels):
+        raise DetectorError("eval: give RECORDS LABELS, or --sweep N")
+    from detector.sim.evaluate import evaluate_files
 
     report = evaluate_files(args.records, args.labels, args.report, policy=Settings.from_env().policy())
     print(report.text())
@@ -107,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--hours", type=float, help="event-time duration (default: the scenario's)")
     simulate.add_argument("--scale", type=float, default=1.0, help="multiply every family's account count")
     simulate.add_argument("--demo-scale", action="store_true", help="the small scenario the demo uses")
+    simulate.add_argument("--campaigns", type=int, help="how many campaigns (default: drawn from the seed, 3-5)")
+    simulate.add_argument(
+        "--force", action="append", metavar="DIM=VALUE[,VALUE]", help="every campaign has this tactic (repeatable)"
+    )
+    simulate.add_argument(
+        "--exclude", action="append", metavar="DIM=VALUE[,VALUE]", help="no campaign has this tactic (repeatable)"
+    )
+    simulate.add_argument("--describe", action="store_true", help="print the drawn tactics as JSON, no records")
     simulate.add_argument("--produce", metavar="BROKER", help="produce to Kafka at host:port instead of a file")
     simulate.add_argument("--topic", default="llm.requests")
     simulate.add_argument("--rate", type=float, default=5000.0, help="records per second when producing")
@@ -119,10 +160,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=400.0, help="records per second fed to the worker")
     demo.set_defaults(run=_demo)
 
-    evaluate = commands.add_parser("eval", help="score the detector on labeled records")
-    evaluate.add_argument("records")
-    evaluate.add_argument("labels")
-    evaluate.add_argument("--report", default="reports/eval", help="folder for report.json and PNG plots")
+    evaluate = commands.add_parser(
+        "eval", help="score the detector on labeled records, or on a sweep of freshly drawn scenarios"
+    )
+    evaluate.add_argument("records", nargs="?")
+    evaluate.add_argument("labels", nargs="?")
+    evaluate.add_argument(
+        "--report", default="reports/eval", help="folder for report.json and PNG plots (sweep.json and sweep.txt)"
+    )
+    evaluate.add_argument("--sweep", type=int, metavar="N", help="run N scenarios with freshly drawn tactics")
+    evaluate.add_argument(
+        "--seeds", choices=("tune", "eval"), default="eval", help="seed range: tuning or evaluation (README figures)"
+    )
+    evaluate.add_argument("--first-seed", type=int, help="first seed (default: the start of the --seeds range)")
+    evaluate.add_argument("--jobs", type=int, help="scenarios run in parallel (default: the number of cores)")
+    evaluate.add_argument(
+        "--hold-out", action="append", metavar="DIM=VALUE", help="force this tactic in every campaign (repeatable)"
+    )
+    evaluate.add_argument(
+        "--exclude", action="append", metavar="DIM=VALUE", help="no campaign has this tactic (repeatable)"
+    )
+    evaluate.add_argument("--scale", type=float, default=0.5, help="sweep scenario scale (accounts)")
+    evaluate.add_argument("--hours", type=float, default=48.0, help="sweep scenario event-time hours")
     evaluate.set_defaults(run=_eval)
     return parser
 

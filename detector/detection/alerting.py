@@ -131,6 +131,7 @@ def summarise(account_id: str, assessment: Assessment, requests: int) -> str:
 
 _PHRASES = {
     "reasoning_elicitation_share": "{:.0%} of prompts ask for step-by-step reasoning",
+    "harvest_shaped_share": "{:.0%} of requests open a conversation with new content and get a long answer",
     "templated_novel_fill_share": "{:.0%} of prompts fill one template with new content",
     "capability_focus": "{:.0%} of prompts on one task kind",
     "output_at_max_tokens_share": "{:.0%} of outputs cut off at max_tokens",
@@ -154,6 +155,8 @@ class AlertBook:
         self.policy = policy
         self.open: dict[str, OpenAlert] = {}
         self._sequences: dict[str, int] = {}
+        self.held: dict[str, float] = {}
+        """account → event time its risk first reached ``warning_risk``, while the alert is held."""
 
     def snapshot(self) -> dict:
         """The open alerts and every account's last sequence number, as plain data.
@@ -186,7 +189,10 @@ class AlertBook:
         risk = assessment.risk
         if current is None:
             if risk < self.policy.warning_risk or assessment.severity == "info":
+                self.held.pop(account_id, None)
                 return None  # a campaign member at warning is paged once, through its campaign's alert
+            if not self._released(account_id, last_seen):
+                return None
             current = self.open[account_id] = OpenAlert(0, assessment.severity, risk, first_seen, last_seen, requests)
         elif risk < self.policy.resolve_risk:
             del self.open[account_id]
@@ -204,16 +210,29 @@ class AlertBook:
         current.last_seen, current.event_count = last_seen, requests
         return self._alert(account_id, "firing", assessment, current, last_seen, requests)
 
+    def _released(self, account_id: str, now: float) -> bool:
+        """Whether a new alert has been held ``account_alert_hold_minutes`` of event time.
+
+        A campaign's accounts harvest at once, and a busy member can cross the threshold before
+        the linking stage has joined it to its campaign: held a little, it joins first and is
+        paged through the campaign's one alert instead of an alert of its own.
+        """
+        since = self.held.setdefault(account_id, now)
+        if now - since < self.policy.account_alert_hold_minutes * 60.0:
+            return False
+        del self.held[account_id]
+        return True
+
     def _folded(self, assessment: Assessment, campaign_id: str | None) -> Assessment:
-        """A campaign member's own ``warning`` drops to ``info``: its campaign pages. A ``critical``
-        account still pages on its own: it is blatant whatever else it belongs to."""
-        if campaign_id is None or assessment.severity != "warning":
+        """A campaign member's own alert drops to ``info``: its campaign pages, once for all of them."""
+        if campaign_id is None or assessment.severity == "info":
             return assessment
         return assessment.with_severity("info")
 
     def expire_idle(self, now: float) -> list[Alert]:
         """Resolve the alerts of accounts silent for ``idle_resolve_hours`` of event time."""
         cutoff = now - self.policy.idle_resolve_hours * 3600.0
+        self.held = {account_id: since for account_id, since in self.held.items() if since > cutoff}
         idle = [account_id for account_id, alert in self.open.items() if alert.last_seen <= cutoff]
         resolved = []
         for account_id in idle:

@@ -32,13 +32,23 @@ from typing import NamedTuple
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, Alert, rfc3339
 from detector.detection.scoring import Evidence
 
-ATTRIBUTE_KINDS = ("payment", "network", "tls", "user_agent", "template")
-"""Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48."""
-STRONG_KINDS = frozenset({"payment", "network"})
-"""Attributes that unrelated operators rarely share (see :class:`CampaignBook`)."""
+ATTRIBUTE_KINDS = ("payment", "network", "tls", "setup", "cohort", "pivot", "user_agent", "template")
+"""Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48, ``setup`` the
+client's whole request set-up (user agent, TLS fingerprint, ``max_tokens``, temperature, system
+prompt), ``cohort`` the hour and channel the account was created in, ``pivot`` a newly released
+model the account sends to (a launch-day crowd shares it too, and links nobody: it converses)."""
+STRONG_KINDS = frozenset({"payment", "network", "pair"})
+"""Attributes that unrelated operators rarely share (see :class:`CampaignBook`); a ``pair`` is two
+weak attributes of different kinds held together (:func:`paired`), far more specific than either."""
+_SPECIFIC_KINDS = frozenset({"payment", "network"})
+"""Kinds one customer rarely shares with another: a few harvesting accounts on one are enough."""
+PAIRED_KINDS = ("setup", "tls", "cohort", "pivot", "template")
+"""Weak kinds whose values are also reported in pairs: an operator's accounts share a client
+set-up *and* a creation hour, or a template *and* a new model; a popular SDK's users and a
+sign-up hour's crowd share one of them with the operator, seldom two."""
 CONTEXT_KINDS = frozenset({"user_agent"})
 """Attributes anyone can copy (an SDK's default user agent): listed in alerts, never used to join."""
-CLIENT_KINDS = frozenset({"tls"})
+CLIENT_KINDS = frozenset({"tls", "setup"})
 """Weak attributes that come with an operator's client build, unlike a template anyone can paste:
 one that only an alerting campaign's harvesters use is that campaign's (see :class:`CampaignBook`)."""
 
@@ -47,17 +57,33 @@ one that only an alerting campaign's harvesters use is that campaign's (see :cla
 class CampaignPolicy:
     """Thresholds of linking and of campaign alerts."""
 
-    min_attribute_accounts: int = 3
-    """An attribute links nobody until this many harvesting accounts share it."""
+    min_attribute_accounts: int = 4
+    """An attribute links nobody until this many harvesting accounts share it: two or three eval
+    pipelines of one team running the same suite share templates, and start as harvest-shaped."""
+    min_shared_accounts: int = 8
+    """The same for attributes that unrelated customers share (a client set-up, a template, a
+    creation hour, and pairs of them): the eval pipelines of several teams run the same harness
+    with the same prompt forms, and each first run of a suite looks like harvesting."""
     attribute_harvest_share: float = 0.6
-    """Share of an attribute's reported requests, and of its accounts, that must look like harvesting:
-    an SDK user agent that thousands of ordinary accounts share never links, however busy its attackers."""
-    account_harvest_share: float = 0.5
-    """Share of an account's own checked requests that must look like harvesting for it to link.
-    One request suffices: the attribute itself must already carry mostly harvesting traffic
-    from several accounts, so an ordinary account is not linked for one step-by-step question."""
-    min_campaign_accounts: int = 25
+    """Share of an attribute's accounts that must be harvesting accounts: a NAT, a company card or an
+    SDK's user agent carry ordinary accounts too and never link, however busy its attackers."""
+    attribute_request_share: float = 0.3
+    """Share of an attribute's checked requests that must be harvest-shaped. Lower than the account
+    share: operators mix ordinary chat into their accounts as cover, and people rarely reach it."""
+    account_harvest_share: float = 0.3
+    """Share of an account's own checked requests that must be harvest-shaped for it to link. People
+    seldom send one in ten (long single questions happen); accounts with cover chat still do one in three."""
+    min_campaign_accounts: int = 4
     """A component alerts from this many member accounts."""
+    campaign_alert_hold_minutes: float = 20.0
+    """A new campaign waits this long (event time) before its first alert: fragments of one operator
+    (accounts on different cards that a client set-up or a creation hour joins a little later) merge
+    first, and on-call sees one alert, not one per fragment and a 'merged into' after each."""
+    large_campaign_accounts: int = 25
+    small_campaign_hold_minutes: float = 60.0
+    """Campaigns under ``large_campaign_accounts`` members wait this long instead: most are fragments
+    of a larger one, on separate cards, that merge within the hour; a campaign that stays small is
+    paged an hour after it formed."""
     critical_campaign_accounts: int = 100
     min_resend_minutes: float = 10.0
     """A growing campaign's alert is re-sent at most this often (event time): its member list trails
@@ -70,9 +96,15 @@ class CampaignPolicy:
     """A campaign with no member activity this long is resolved."""
     attribute_member_cap: int = 20_000
     """Most accounts remembered per attribute: memory stays bounded for any attribute."""
-    exclusive_share: float = 0.9
+    exclusive_share: float = 0.95
     """An attribute is *exclusive* to harvesters when this share of all accounts seen with it
-    harvest: a NAT, an SDK or a common template carry ordinary users too and never are."""
+    harvest: a NAT, an SDK or a common template carry ordinary users too and never are. A weak
+    attribute that is exclusive, and shared by ``min_exclusive_accounts``, joins accounts outright."""
+    min_exclusive_accounts: int = 10
+    established_hours: float = 6.0
+    """An account active this long before an attribute began linking is not linked by it: an API
+    product or a tutoring app that shares a popular template and client with an operator has a
+    history of its own, and the operator's accounts arrive with the harvesting."""
 
 
 class AttributeObservation(NamedTuple):
@@ -88,6 +120,8 @@ class AttributeObservation(NamedTuple):
     """Requests whose harvest signature could be checked."""
     harvest_like: int
     """Of those, the ones that looked like harvesting."""
+    first_seen: float
+    """When the detector first saw the account."""
 
 
 class Link(NamedTuple):
@@ -104,6 +138,9 @@ class Link(NamedTuple):
     """The attribute is exclusive to harvesters (``CampaignPolicy.exclusive_share``) as of this link."""
 
 
+HARVEST_PRIOR_WEIGHT = 4.0
+EXCLUSIVE_PRIOR = 0.5
+"""The prior share of an account seen on an attribute that nearly only harvesting accounts use."""
 UNLINK_EVIDENCE = 3
 """Checked requests before an account whose traffic stopped harvesting is unlinked: one
 step-by-step question from an ordinary user behind a proxy range joins nobody for long."""
@@ -129,8 +166,9 @@ def network_of(client_ip: str) -> str | None:
     return str(ipaddress.ip_network(f"{client_ip}/{prefix}", strict=False))
 
 
-def attribute_keys(request, template_fingerprints: Iterable[int]) -> list[str]:
-    """The hashed attribute keys of one request and the account's reused templates."""
+def attribute_keys(request, template_fingerprints: Iterable[int], new_model: bool = False) -> list[str]:
+    """The hashed attribute keys of one request and the account's reused templates; ``new_model``:
+    the request's model was released within the last days, and accounts moving to it together share it."""
     keys = []
     if request.payment_fingerprint:
         keys.append(_hashed("payment", request.payment_fingerprint))
@@ -142,8 +180,58 @@ def attribute_keys(request, template_fingerprints: Iterable[int]) -> list[str]:
         keys.append(_hashed("tls", request.tls_fingerprint))
     if request.user_agent:
         keys.append(_hashed("user_agent", request.user_agent))
+    setup = client_setup(request)
+    if setup:
+        keys.append(_hashed("setup", setup))
+    if request.account_created_at is not None:
+        keys.append(_hashed("cohort", f"{int(request.account_created_at // COHORT_SECONDS)}/{request.signup_channel}"))
+    if new_model:
+        keys.append(_hashed("pivot", request.model))
     keys.extend(f"template:{fingerprint:08x}" for fingerprint in template_fingerprints)
-    return keys
+    return paired(keys)
+
+
+def paired(keys: list[str]) -> list[str]:
+    """``keys`` and a ``pair`` key for every two of them of different :data:`PAIRED_KINDS`.
+
+    >>> paired(["payment:1", "setup:2", "cohort:3"])
+    ['payment:1', 'setup:2', 'cohort:3', 'pair:69717903']
+    """
+    weak = [key for key in keys if key.partition(":")[0] in PAIRED_KINDS]
+    pairs = [
+        f"pair:{zlib.crc32(f'{first}+{second}'.encode()):08x}"
+        for index, first in enumerate(weak)
+        for second in weak[index + 1 :]
+        if kind_of(first) != kind_of(second)
+    ]
+    return keys + pairs if pairs else keys
+
+
+COHORT_SECONDS = 3600.0
+"""Accounts created in one clock hour through one sign-up channel form a cohort. Thousands of
+ordinary accounts share a cohort on a busy platform, and it links nobody unless they harvest."""
+
+
+def client_setup(request) -> str | None:
+    """The request's whole client set-up, or None when it has no more than a user agent.
+
+    An operator's script sends every account's requests with the same user agent, TLS stack,
+    ``max_tokens``, temperature and system prompt; customers who share an SDK's user agent
+    differ in the rest. Like any weak attribute, it links only accounts that harvest.
+
+    >>> from types import SimpleNamespace as Request
+    >>> client_setup(Request(user_agent="curl/8", tls_fingerprint=None, max_tokens=4096, temperature=0.7,
+    ...                      system_prompt_hash=None))
+    'curl/8|None|4096|0.7|None'
+    >>> client_setup(Request(user_agent="curl/8", tls_fingerprint=None, max_tokens=None, temperature=None,
+    ...                      system_prompt_hash=None)) is None
+    True
+    """
+    max_tokens, temperature, system_prompt = request.max_tokens, request.temperature, request.system_prompt_hash
+    if max_tokens is None and temperature is None and system_prompt is None and request.tls_fingerprint is None:
+        return None
+    rounded = None if temperature is None else round(temperature, 2)
+    return f"{request.user_agent}|{request.tls_fingerprint}|{max_tokens}|{rounded}|{system_prompt}"
 
 
 def summary_due(requests: int) -> bool:
@@ -162,8 +250,8 @@ def kind_of(attribute: str) -> str:
 class _AttributeState:
     first_seen: float
     last_seen: float
-    members: dict[str, tuple[int, int, int]] = field(default_factory=dict)
-    """account → (requests, checked, harvest_like) as last reported."""
+    members: dict[str, tuple[int, int, int, float]] = field(default_factory=dict)
+    """account → (requests, checked, harvest_like, first_seen) as last reported."""
     linked: set[str] = field(default_factory=set)
     checked: int = 0
     harvest_like: int = 0
@@ -171,6 +259,8 @@ class _AttributeState:
     """Running totals over ``members``, so a report costs O(1) however many share the attribute."""
     linking: bool = False
     """Whether the attribute's traffic currently looks like harvesting (re-judged on every report)."""
+    linking_since: float | None = None
+    """When it first did: accounts with a long history before that are not its operator's."""
     extra_members: int = 0
     """Accounts beyond ``attribute_member_cap``: counted, not remembered."""
 
@@ -182,8 +272,21 @@ class AttributeIndex:
         self.policy = policy or CampaignPolicy()
         self.attributes: dict[str, _AttributeState] = {}
 
-    def _harvests(self, checked: int, harvest_like: int) -> bool:
+    def _shows_harvesting(self, checked: int, harvest_like: int) -> bool:
+        """Whether an account counts among an attribute's harvesting accounts: its own share, without
+        a prior. What an attribute's accounts do *together* is the evidence; one account's first long
+        question weighs little among a NAT's or an SDK's hundreds."""
         return checked >= 1 and harvest_like >= self.policy.account_harvest_share * checked
+
+    def _harvests(self, checked: int, harvest_like: int, prior: float = 0.1) -> bool:
+        """Whether an account's own traffic harvests: its share of harvest-shaped requests, pulled
+        towards ``prior`` as if it had sent :data:`HARVEST_PRIOR_WEIGHT` requests more, reaches
+        ``account_harvest_share``. With the prior of ordinary traffic one long first question is
+        not a habit, two are; on an attribute that only harvesters use (:data:`EXCLUSIVE_PRIOR`)
+        an account's first harvest-shaped request suffices, so a campaign's slow accounts join as
+        they arrive. An account with no harvest-shaped request joins nothing, whatever it shares."""
+        share = (harvest_like + prior * HARVEST_PRIOR_WEIGHT) / (checked + HARVEST_PRIOR_WEIGHT)
+        return harvest_like >= 1 and share >= self.policy.account_harvest_share
 
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
@@ -202,23 +305,44 @@ class AttributeIndex:
         if previous is not None:
             state.checked -= previous[1]
             state.harvest_like -= previous[2]
-            state.harvesting_accounts -= self._harvests(previous[1], previous[2])
-        state.members[account] = (observation.requests, observation.checked, observation.harvest_like)
+            state.harvesting_accounts -= self._shows_harvesting(previous[1], previous[2])
+        state.members[account] = (
+            observation.requests,
+            observation.checked,
+            observation.harvest_like,
+            observation.first_seen,
+        )
         state.checked += observation.checked
         state.harvest_like += observation.harvest_like
-        state.harvesting_accounts += self._harvests(observation.checked, observation.harvest_like)
+        state.harvesting_accounts += self._shows_harvesting(observation.checked, observation.harvest_like)
         was_linking = state.linking
+        minimum = (
+            policy.min_attribute_accounts
+            if kind_of(observation.attribute) in _SPECIFIC_KINDS
+            else policy.min_shared_accounts
+        )
         state.linking = (
-            state.harvesting_accounts >= policy.min_attribute_accounts
+            state.harvesting_accounts >= minimum
             and state.harvesting_accounts >= policy.attribute_harvest_share * len(state.members)
-            and state.harvest_like >= policy.attribute_harvest_share * state.checked
+            and state.harvest_like >= policy.attribute_request_share * state.checked
         )
         links = []
+        if state.linking and state.linking_since is None:
+            state.linking_since = observation.timestamp
         if state.linking:
-            exclusive = state.harvesting_accounts >= policy.exclusive_share * (len(state.members) + state.extra_members)
+            established = state.linking_since - policy.established_hours * 3600.0
+            exclusive = (
+                state.harvesting_accounts >= policy.min_exclusive_accounts
+                and state.harvesting_accounts >= policy.exclusive_share * (len(state.members) + state.extra_members)
+            )
             candidates = [(account, state.members[account])] if was_linking else list(state.members.items())
-            for member, (requests, checked, harvest_like) in candidates:
-                if member not in state.linked and self._harvests(checked, harvest_like):
+            prior = EXCLUSIVE_PRIOR if exclusive else 0.1
+            for member, (requests, checked, harvest_like, first_seen) in candidates:
+                if (
+                    member not in state.linked
+                    and first_seen >= established
+                    and self._harvests(checked, harvest_like, prior)
+                ):
                     state.linked.add(member)
                     links.append(
                         Link(
@@ -317,6 +441,8 @@ class Campaign:
     """account → requests reported."""
     joined_on_exclusive: dict[str, str] = field(default_factory=dict)
     """account → the exclusive weak attribute it joined through, for members with no other tie."""
+    qualified_at: float | None = None
+    """When it first had ``min_campaign_accounts`` members; it alerts ``campaign_alert_hold_minutes`` later."""
     alerted_size: int = 0
     alerted_at: float = 0.0
     sequence: int = 0
@@ -421,7 +547,7 @@ class CampaignBook:
             if campaign is None:
                 return alerts, memberships
             campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
-        elif kind in STRONG_KINDS:
+        elif kind in STRONG_KINDS or link.exclusive:
             campaign = self._join_strong(link, memberships, alerts)
         else:
             campaign = self._join_weak(link, memberships, alerts)
@@ -586,6 +712,8 @@ class CampaignBook:
             survivor.exchanges[account] = max(survivor.exchanges.get(account, 0), requests)
         survivor.joined_on_exclusive.update(absorbed.joined_on_exclusive)
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
+        if absorbed.qualified_at is not None:
+            survivor.qualified_at = min(survivor.qualified_at or absorbed.qualified_at, absorbed.qualified_at)
         survivor.last_seen = max(survivor.last_seen, absorbed.last_seen)
         del self.campaigns[absorbed.campaign_id]
         self._merged_into[absorbed.campaign_id] = survivor.campaign_id
@@ -609,6 +737,10 @@ class CampaignBook:
         size = len(campaign.members)
         if size < self.policy.min_campaign_accounts:
             return []
+        if campaign.qualified_at is None:
+            campaign.qualified_at = now
+        if not campaign.open and now - campaign.qualified_at < self._hold_seconds(size):
+            return []
         if campaign.open:
             if size <= campaign.alerted_size or now - campaign.alerted_at < self.policy.min_resend_minutes * 60:
                 return []
@@ -625,6 +757,17 @@ class CampaignBook:
         campaign.sequence += 1
         return [self._alert(campaign, "firing", campaign.last_seen)]
 
+    def _hold_seconds(self, size: int) -> float:
+        """How long a new campaign of ``size`` members waits before its first alert: a few accounts on
+        one card may be a fragment that a creation hour or a client set-up joins to others later."""
+        policy = self.policy
+        minutes = (
+            policy.campaign_alert_hold_minutes
+            if size >= policy.large_campaign_accounts
+            else policy.small_campaign_hold_minutes
+        )
+        return minutes * 60.0
+
     def expire_idle(self, now: float) -> tuple[list[Alert], list[Membership]]:
         """Resolve and forget campaigns without member activity for ``campaign_idle_hours``; re-send
         the alerts of campaigns that grew since their last one (paced by ``min_resend_minutes``),
@@ -633,7 +776,9 @@ class CampaignBook:
         alerts: list[Alert] = []
         memberships: list[Membership] = []
         for campaign in list(self.campaigns.values()):
-            if campaign.open and campaign.last_seen >= cutoff and len(campaign.members) > campaign.alerted_size:
+            if campaign.last_seen >= cutoff and (
+                len(campaign.members) > campaign.alerted_size if campaign.open else campaign.qualified_at is not None
+            ):
                 alerts.extend(self._review(campaign, now, memberships))
         for campaign in [c for c in self.campaigns.values() if c.last_seen < cutoff]:
             if campaign.open:

@@ -15,6 +15,7 @@ from detector.detection.alerting import Alert, AlertBook
 from detector.detection.campaigns import AttributeObservation, Membership, Sweeps, attribute_keys, summary_due
 from detector.detection.features.activity import observe_activity
 from detector.detection.features.conversation import observe_turn
+from detector.detection.features.harvest import harvest_shaped
 from detector.detection.features.population import ModelCatalog, SeenPrompts
 from detector.detection.features.prompting import observe_prompt
 from detector.detection.features.prompts import analyse_prompt
@@ -64,8 +65,11 @@ class Detector:
         self.seed = seed
         self.profiles: dict[str, AccountProfile] = {}
         self.population = Population(seed=seed)
-        self.models = ModelCatalog(self.policy.new_model_window_hours)
+        self.models = ModelCatalog(self.policy.new_model_window_hours, self.policy.model_startup_hours)
         self.seen_prompts = SeenPrompts()
+        self.seen_contents = SeenPrompts(bits=1 << 25, capacity=2_000_000)
+        """Prompts sent by any account: a benchmark run by several eval pipelines, or a greeting
+        thousands send, is no novel data to harvest (per worker: accounts are partitioned)."""
         self.alerts = AlertBook(self.policy)
         self.stats = DetectorStats()
         self.started: float | None = None
@@ -132,8 +136,9 @@ class Detector:
                 profile.requests,
                 profile.harvest_checked,
                 profile.harvest_like,
+                profile.first_seen,
             )
-            for key in attribute_keys(request, templates)
+            for key in attribute_keys(request, templates, self.models.is_new(request.model, request.timestamp))
         ]
 
     def _fold(self, merged, alerts: list[Alert], memberships: Sequence[Membership]) -> Sequence[Membership]:
@@ -215,15 +220,27 @@ class Detector:
         opening = not turn_index
         prompt_text = request.prompt_text
         if prompt_text:
-            if _prompt_due(requests):
-                traits = analyse_prompt(prompt_text)
-                repeated = self.seen_prompts.seen_before(account_id, traits.content_fingerprint)
-                observe_prompt(profile, traits, repeated)
-                profile.harvest_checked += 1
-                profile.harvest_like += opening and not repeated and (traits.elicits_reasoning or at_limit is True)
-        elif at_limit is not None:
-            profile.harvest_checked += 1
-            profile.harvest_like += opening and at_limit
+            if not _prompt_due(requests):
+                return profile
+            traits = analyse_prompt(prompt_text)
+            fingerprint = traits.content_fingerprint
+            # both filters always learn the prompt: no short-circuit
+            repeated_here = self.seen_prompts.seen_before(account_id, fingerprint)
+            repeated = self.seen_contents.seen_before("", fingerprint) | repeated_here
+            observe_prompt(profile, traits, repeated_here)
+            asks = traits.elicits_reasoning or traits.asks_complete_work
+        else:
+            repeated = asks = False
+        profile.harvest_checked += 1
+        profile.harvest_like += harvest_shaped(
+            opening,
+            repeated,
+            request.input_tokens,
+            request.output_tokens,
+            at_limit,
+            asks,
+            self.policy.long_answer_tokens,
+        )
         return profile
 
     def _review(self, account_id: str, profile: AccountProfile, now: float) -> Alert | None:

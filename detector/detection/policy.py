@@ -41,14 +41,21 @@ class DetectionPolicy:
     min_requests: int = 8
     """Requests an account must have sent before it can be alerted on."""
 
+    long_answer_tokens: int = 500
+    """Output tokens from which an answer to an opening, novel prompt counts as harvested
+    (:func:`~detector.detection.features.harvest.harvest_shaped`); ordinary chat answers
+    mostly end well below it (the Azure conversation trace's 90th percentile is ~420)."""
+
     # -- harvest indicators (low, high, weight)
-    reasoning_elicitation: tuple[float, float, float] = (0.25, 0.7, 3.0)
+    harvest_shaped: tuple[float, float, float] = (0.3, 0.75, 3.0)
+    """Share of checked requests shaped like harvesting: opening, novel, long answer. Wording-free."""
+    reasoning_elicitation: tuple[float, float, float] = (0.25, 0.7, 1.5)
     output_at_max_tokens: tuple[float, float, float] = (0.1, 0.5, 1.0)
     long_outputs: tuple[float, float, float] = (600.0, 1600.0, 1.0)
     """Mean output tokens."""
     output_input_ratio: tuple[float, float, float] = (4.0, 15.0, 0.5)
     """Mean output tokens per input token: short questions, long answers."""
-    templated_novel_fill: tuple[float, float, float] = (0.3, 0.8, 2.0)
+    templated_novel_fill: tuple[float, float, float] = (0.3, 0.8, 1.0)
     single_turn: tuple[float, float, float] = (0.7, 0.95, 1.0)
     capability_focus: tuple[float, float, float] = (0.5, 0.9, 1.0)
     content_repeat_relief: tuple[float, float] = (0.2, 0.6)
@@ -70,6 +77,9 @@ class DetectionPolicy:
     population_outlier: tuple[float, float, float] = (0.6, 0.9, 0.3)
     """Half-space-trees score of the account's feature vector against the population."""
     automation_floor: float = 0.45
+    blatant_requests_per_hour: float = 150.0
+    """An account opened more than ``new_account[1]`` days before its first request pages on its
+    own only from this hourly rate: below it, it may be a customer's product serving its own users."""
 
     # -- severities and alert lifecycle
     warning_risk: float = 55.0
@@ -78,10 +88,17 @@ class DetectionPolicy:
     """An open alert resolves when risk falls below this (hysteresis under ``warning_risk``)."""
     idle_resolve_hours: float = 6.0
     """An open alert resolves when its account has been silent this long (event time)."""
+    account_alert_hold_minutes: float = 30.0
+    """A new account alert waits this long (event time) before it pages, so that a member of a
+    campaign is joined to it first and paged through the campaign's alert."""
     rescore_step: float = 10.0
     """An open alert is re-emitted when risk rose this many points since it was last sent."""
     new_model_window_hours: float = 72.0
     """A model counts as new for this long after the population first used it."""
+    model_startup_hours: float = 6.0
+    """Models first used in the detector's own first hours count as old: it cannot tell a release
+    from its own start-up. A rarely used old model seen later counts as new for a while; only the
+    accounts moving traffic to it, and harvesting there, make anything of that."""
 
     # -- memory
     max_accounts: int = 1_000_000

@@ -26,6 +26,8 @@ class _PopulationMedian:
 
 _POPULATION_MEDIAN = _PopulationMedian()
 SEVERITIES = ("info", "warning", "critical")
+HARVEST_EVIDENCE = 4
+"""Checked requests before the harvest-shaped share is read: three requests are no habit."""
 
 
 class Evidence(NamedTuple):
@@ -176,6 +178,15 @@ def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[
                 f"share of prompts on one task kind ({TASK_KINDS[kind]})",
             ),
         )
+    if profile.harvest_checked >= HARVEST_EVIDENCE:
+        readings.append(
+            _ramped(
+                "harvest_shaped_share",
+                profile.harvest_like / profile.harvest_checked,
+                policy.harvest_shaped,
+                "share of requests opening a conversation with new content and getting a long answer",
+            )
+        )
     if profile.max_token_observations:
         readings.append(
             _ramped(
@@ -321,6 +332,8 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     automation_score = 1.0 - exp(-sum(spared))
     floor = policy.automation_floor
     risk = 100.0 * harvest_score * (floor + (1.0 - floor) * automation_score)
+    if risk >= policy.warning_risk and _established(profile, now, policy):
+        risk = policy.warning_risk - 0.1
     # Points of risk per indicator: the harvest-only part split by weighted score, the rest
     # (what automation added) split by each indicator's share of the noisy-or.
     from_harvest = 100.0 * harvest_score * floor
@@ -328,7 +341,24 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     return Assessment(round(risk, 1), _severity(risk, policy), groups, population)
 
 
-_PAYLOAD = frozenset({"reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"})
+def _established(profile: AccountProfile, now: float, policy: DetectionPolicy) -> bool:
+    """Whether an account is an established customer that pages on its own only at blatant volume.
+
+    An API product or a tutoring app serving its own users sends novel single questions with long
+    answers round the clock: alone, it looks like harvesting, and it has a history of its own (an
+    account opened long before). Such an account pages on its own only at
+    ``blatant_requests_per_hour``; sharing a card, network or client with harvesters, it is paged
+    through its campaign like any other member.
+    """
+    created_at = profile.created_at
+    if created_at is None or profile.first_seen - created_at < policy.new_account[1] * 86400.0:
+        return False
+    return activity.recent_rate(profile, now) < policy.blatant_requests_per_hour
+
+
+_PAYLOAD = frozenset(
+    {"harvest_shaped_share", "reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"}
+)
 
 
 def _evidence(reading: _Reading, contribution: float, population: Population | None) -> Evidence:
@@ -356,6 +386,7 @@ def population_features(profile: AccountProfile, now: float) -> dict[str, float]
         "capability_focus": capability_focus(profile)[1],
         "output_at_max_tokens_share": profile.at_max_tokens_share,
         "output_tokens_mean": profile.output_tokens_mean,
+        "harvest_shaped_share": profile.harvest_like / profile.harvest_checked if profile.harvest_checked else 0.0,
         "output_input_ratio": profile.output_input_ratio,
         "single_turn_share": profile.first_turn_share,
         "new_model_share": profile.new_model_share,

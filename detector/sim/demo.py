@@ -94,7 +94,7 @@ async def _print_alerts(bootstrap: str, stop: asyncio.Event, counts: dict) -> No
 async def _feed(bootstrap: str, scenario, rate: float, stop: asyncio.Event) -> int:
     from aiokafka import AIOKafkaProducer
 
-    from detector.sim.simulate import generate
+    from detector.sim.traffic import generate
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -107,7 +107,7 @@ async def _feed(bootstrap: str, scenario, rate: float, stop: asyncio.Event) -> i
 
 
 async def _run(duration: float, seed: int, rate: float, workdir: Path) -> int:
-    from detector.sim.simulate import Scenario
+    from detector.sim.scenario import Scenario
 
     scenario = Scenario.demo(seed=seed)
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:

@@ -163,7 +163,7 @@ def evaluate(
 ) -> EvaluationReport:
     """Run a detector over ``requests`` in order and score its alerts against ``labels``.
 
-    ``labels`` is what :func:`detector.sim.simulate.labels` returns. Rejections among ``requests``
+    ``labels`` is what :func:`detector.sim.traffic.labels` returns. Rejections among ``requests``
     are counted, not processed. ``detector`` defaults to the three stages chained over a fresh
     ``Detector(policy)``; any object with ``process(request) -> list[Alert]`` will do (tests pass
     a scripted fake). When it keeps ``profiles`` with a ``risk`` (the real one does), an account's
@@ -294,6 +294,7 @@ def _figures(
             "time_to_detect_hours": _round(_hours(min(flagged) - truth["start"])) if flagged else None,
             "alerts": len(set().union(*(o.dedup_keys for o in members))),
             "coverage_6h": _coverage(members, truth["start"] + COVERAGE_HOURS * 3600.0),
+            "flagged_6h": _flagged_within(members, truth["start"] + COVERAGE_HOURS * 3600.0),
             "coverage_final": _coverage(members, math.inf),
         }
     seen_campaigns = [c for c in by_campaign.values() if c["accounts"]]
@@ -320,7 +321,7 @@ def _figures(
             "accounts": len(attackers),
             "flagged": len(account_ttd),
             "recall": _rate(len(account_ttd), len(attackers)),
-            "flagged_by": _flagged_by(attackers),
+            "flagged_by": _first_flagged_by(attackers),
             "by_family": _by_family(attackers, campaigns),
         },
         "campaigns": {
@@ -335,7 +336,7 @@ def _figures(
             "accounts": len(benign),
             "flagged": len(flagged_benign),
             "false_positive_rate": _rate(len(flagged_benign), len(benign)),
-            "flagged_by": _flagged_by(benign),
+            "flagged_by": _first_flagged_by(benign),
             "by_family": _by_family(benign, campaigns),
             "flagged_accounts": [
                 {
@@ -393,7 +394,15 @@ def _coverage(members: list[AccountOutcome], by: float) -> dict:
     }
 
 
-def _flagged_by(accounts: dict[str, AccountOutcome]) -> dict:
+def _flagged_within(members: list[AccountOutcome], by: float) -> dict:
+    """Of the members that had sent a request by event time ``by``, how many were flagged by then (by any
+    alert): the coverage of campaigns too small for a campaign alert to list them."""
+    active = [o for o in members if o.first_seen is not None and o.first_seen <= by]
+    flagged = sum(1 for o in active if o.flagged_at is not None and o.flagged_at <= by)
+    return {"active": len(active), "flagged": flagged, "rate": _rate(flagged, len(active))}
+
+
+def _first_flagged_by(accounts: dict[str, AccountOutcome]) -> dict:
     """How many were flagged first by an account alert, how many by a campaign alert."""
     kinds = Counter(o.flagged_by for o in accounts.values() if o.flagged_by)
     return {"account": kinds["account"], "campaign": kinds["campaign"]}

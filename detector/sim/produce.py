@@ -81,7 +81,7 @@ async def produce_records(
 
 def produce_scenario(scenario, bootstrap: str, topic: str, *, rate: float, batch: int = 1) -> int:
     """``detector simulate --produce``: the scenario's records onto ``topic``."""
-    from detector.sim.simulate import generate
+    from detector.sim.traffic import generate
 
     bootstrap = bootstrap.removeprefix("kafka://")
     return asyncio.run(produce_records(generate(scenario), bootstrap, topic, rate=rate, batch=batch, progress=True))

@@ -9,7 +9,8 @@ from detector.detection.alerting import CAMPAIGN_ALERT_TYPE
 from detector.detection.records import decode_request
 from detector.detection.stages import ChainedStages
 from detector.sim.produce import partition_of
-from detector.sim.simulate import Scenario, generate, labels
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate, labels
 from tests.integration.harness import Topics, run_workers
 
 pytestmark = pytest.mark.integration

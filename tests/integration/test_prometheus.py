@@ -17,7 +17,8 @@ import orjson
 import pytest
 import yaml
 
-from detector.sim.simulate import Scenario, generate
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate
 from tests.integration.harness import ChildProcess, Topics, Worker, free_port, produce, wait_for_records
 
 pytestmark = pytest.mark.integration

@@ -8,6 +8,8 @@ still used where it can be: it refuses every credential, which is the start-up e
 
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import re
 import secrets
@@ -21,7 +23,8 @@ import pytest
 from aiokafka.helpers import create_ssl_context
 
 from detector.sim.broker import EmbeddedBroker, TlsServerFiles
-from detector.sim.simulate import Scenario, generate, labels
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate, labels
 from detector.stream.security import REDACTED
 from tests.integration.harness import Topics, Worker, produce, read_all, wait_for_records
 
@@ -109,20 +112,11 @@ def client_options(pki: Path, protocol: str, mechanism: str | None) -> dict:
 @pytest.fixture(scope="module")
 def blatant_traffic() -> tuple[list[tuple[bytes, bytes]], str]:
     """~4k records of five ordinary accounts and one blatant extractor, and that extractor's id."""
-    scenario = Scenario(
-        seed=5,
+    scenario = dataclasses.replace(
+        Scenario.demo(seed=5),
         duration_hours=3.0,
-        ordinary_accounts=5,
-        coding_agents=0,
-        enterprise_batch=0,
-        eval_pipelines=0,
-        nat_accounts=0,
-        launch_crowd=0,
-        resellers=0,
-        blatant_extractors=1,
-        low_and_slow_accounts=0,
-        evasive_accounts=0,
-        pivot_accounts=0,
+        scale=0.01,
+        campaigns=1,  # the demo's first plan: one blatant extractor
         campaign_start_hours=0.5,
         new_model_release_hours=2.0,
     )

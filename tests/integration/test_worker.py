@@ -11,7 +11,8 @@ import pytest
 from detector.detection.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE
 from detector.detection.records import decode_request
 from detector.detection.stages import ChainedStages
-from detector.sim.simulate import Scenario, generate, labels
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate, labels
 from tests.integration.harness import Topics, Worker, produce, run_workers, wait_for_records
 
 pytestmark = pytest.mark.integration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import itertools
 import json
@@ -15,7 +16,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from detector.detection.records import decode_envelope
 from detector.detection.stages import ChainedStages
-from detector.sim.simulate import Scenario, generate
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
 BAD_LINES = [
@@ -111,8 +113,11 @@ def test_the_same_records_give_the_same_outputs_in_every_process(tmp_path):
     """Python hashes strings with a per-process seed, so a set of account ids iterates in another
     order in each run. Campaign membership once followed that order: two replays of one file wrote
     the members of a campaign in different orders. Which accounts join, and when, must not depend
-    on it (80,000 records of the full mix over 8 event-time hours: owned-TLS joins are among them)."""
-    scenario = Scenario().scaled(1.0, hours=8.0)
+    on it (80,000 records of the full benign mix and the demo's campaigns over 8 event-time hours:
+    owned-TLS joins are among them)."""
+    demo = Scenario.demo(seed=7)
+    cluster = {**demo.plans[1], "accounts": 800}
+    scenario = dataclasses.replace(demo, duration_hours=8.0, scale=0.5, plans=(demo.plans[0], cluster))
     source = tmp_path / "records.jsonl"
     source.write_bytes(b"\n".join(orjson.dumps(r) for r in itertools.islice(generate(scenario), 80_000)) + b"\n")
     outputs = []

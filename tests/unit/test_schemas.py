@@ -17,7 +17,8 @@ from jsonschema import Draft202012Validator
 
 from detector.detection.records import Request, decode_request
 from detector.detection.stages import ChainedStages, decode_membership, encode_membership
-from detector.sim.simulate import Scenario, generate
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 REQUEST_SCHEMA = json.loads((SCHEMAS / "request.v1.schema.json").read_text())

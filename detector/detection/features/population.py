@@ -11,13 +11,23 @@ import zlib
 class ModelCatalog:
     """When each model was first used by anyone, to tell a new release from an old model.
 
-    Models seen during the detector's own first ``window_hours`` are treated as old: the
-    detector cannot tell a release from its own start-up.
+    Models seen during the detector's own first ``startup_hours`` are treated as old: the
+    detector cannot tell a release from its own start-up. That guard is shorter than the window
+    a release stays new: an operator pivots within a day of a release, and a detector started
+    two days before it must still see the release as one.
+
+    >>> catalog = ModelCatalog(window_hours=72.0, startup_hours=6.0)
+    >>> catalog.is_new("helix-3", 0.0), catalog.is_new("helix-4", 24 * 3600.0)
+    (False, True)
+    >>> catalog.is_new("helix-4", 100 * 3600.0), catalog.is_new("helix-3", 24 * 3600.0)
+    (False, False)
     """
 
-    def __init__(self, window_hours: float):
+    def __init__(self, window_hours: float, startup_hours: float):
         self.window_hours = window_hours
+        self.startup_hours = startup_hours
         self._window_seconds = window_hours * 3600.0
+        self._startup_seconds = startup_hours * 3600.0
         self._first_used: dict[str, float] = {}
         self._started: float | None = None
 
@@ -38,8 +48,7 @@ class ModelCatalog:
             if len(self._first_used) < 10_000:  # model names come from clients: bound them
                 self._first_used[model] = timestamp
             first_used = timestamp
-        window = self._window_seconds
-        return first_used - self._started > window and timestamp - first_used < window
+        return first_used - self._started > self._startup_seconds and timestamp - first_used < self._window_seconds
 
 
 class SeenPrompts:

@@ -30,7 +30,7 @@ def _remember_template(profile: AccountProfile, fingerprint: int) -> bool:
 
 def observe_prompt(profile: AccountProfile, traits: PromptTraits, repeated: bool) -> None:
     """Fold one prompt's traits into the account's shares; ``repeated``: seen verbatim before."""
-    elicits_reasoning, task_kind, opening, closing, _ = traits
+    elicits_reasoning, _, task_kind, opening, closing, _ = traits
     reused = False
     if opening:
         reused = _remember_template(profile, opening)

@@ -86,6 +86,124 @@ def _by_first_character(phrases: tuple[str, ...]) -> re.Pattern:
 
 REASONING_ELICITATION = _by_first_character(_REASONING_PHRASES)
 
+_FOREIGN_REASONING = (
+    "一步一步",
+    "逐步",
+    "分步",
+    "推理过程",
+    "思考过程",
+    "详细解释",
+    "詳細",
+    "ステップ",
+    "段階的",
+    "推論",
+    "考え方",
+    "단계별",
+    "단계적",
+    "추론",
+    "자세히",
+    "шаг за шагом",
+    "пошагов",
+    "рассужден",
+    "подробн",
+    "paso a paso",
+    "razonamiento",
+    "detalladamente",
+    "passo a passo",
+    "raciocínio",
+    "detalhadamente",
+    "schritt für schritt",
+    "schrittweise",
+    "gedankengang",
+    "begründe",
+    "étape par étape",
+    "raisonnement",
+    "en détail",
+    "passo dopo passo",
+    "ragionamento",
+    "adım adım",
+    "từng bước",
+    "خطوة بخطوة",
+    "بالتفصيل",
+    "चरण दर चरण",
+)
+"""Reasoning requests in other languages, as substrings (most of these scripts have no spaces to
+split words on). Harvesting operators coerce reasoning traces in many languages; this list raises
+confidence and explains an alert, it never decides one: the shape of the traffic does."""
+_FOREIGN_COMPLETE_WORK = (
+    "完整",
+    "全部代码",
+    "完全な",
+    "完成した",
+    "전체 코드",
+    "완전한",
+    "полное решение",
+    "полный код",
+    "целиком",
+    "solución completa",
+    "código completo",
+    "solução completa",
+    "vollständig",
+    "solution complète",
+    "code complet",
+    "soluzione completa",
+    "codice completo",
+    "الحل الكامل",
+)
+_FOREIGN = (_FOREIGN_REASONING, _FOREIGN_COMPLETE_WORK)
+_FOREIGN_ASCII = tuple(tuple(phrase for phrase in phrases if phrase.isascii()) for phrases in _FOREIGN)
+"""An ASCII prompt can only hold the ASCII phrases, and only when it has one of :data:`_FOREIGN_ASCII_WORDS`."""
+_COMPLETE_WORK_PHRASES = (
+    *(
+        adjective + r" (?:\w+ )?(?:solution|implementation|code|program|answer|response|explanation|treatment|"
+        r"walkthrough|write-?up|guide|analysis|essay|proof|module|script|app|application)"
+        for adjective in (
+            "complete",
+            "full",
+            "entire",
+            "whole",
+            "finished",
+            "fully[ -]working",
+            "working",
+            "production[ -](?:ready|quality|grade)",
+            "comprehensive",
+            "exhaustive",
+            "thorough",
+            "detailed",
+            "in[ -]depth",
+            "polished",
+            "end[ -]to[ -]end",
+        )
+    ),
+    *(
+        verb + r" (?:the|this|each|these|following)\b[^.]{0,60}(?:response|answer|output|essay|submission|completion)"
+        for verb in ("grade", "score", "rate", "evaluate", "assess")
+    ),
+    r"rubric",
+    r"tool[ _-]?call",
+    r"function[ _-]?call",
+    r"available tools",
+    r"call the (?:tool|function)",
+    r"do not (?:omit|truncate|abbreviate)",
+    r"don'?t (?:omit|truncate|abbreviate|leave out)",
+    r"no placeholders",
+    r"leave nothing out",
+    r"cover every",
+)
+_COMPLETE_WORK = _by_first_character(_COMPLETE_WORK_PHRASES)
+_COMPLETE_WORK_WORDS = frozenset(
+    b"complete full entire whole finished working production comprehensive exhaustive thorough detailed depth "
+    b"polished end grade score rate evaluate assess rubric tool tools function omit truncate abbreviate "
+    b"placeholders nothing cover".split()
+)
+"""A prompt without one of these words does not ask for finished work: most skip the regex."""
+_FOREIGN_ASCII_WORDS = frozenset(
+    b"paso passo razonamiento detalladamente detalhadamente schrittweise gedankengang ragionamento complet "
+    b"completa completo".split()
+)
+"""Requests for finished work rather than reasoning: a complete solution, production code, a
+thorough answer, a graded rubric, tool use. What operators harvest besides chains of thought."""
+
 TASK_KINDS = ("coding", "math", "agentic", "extraction", "writing", "translation", "summary", "other")
 """Coarse capability families; extraction campaigns concentrate on one of the first three."""
 _OTHER = len(TASK_KINDS) - 1
@@ -107,7 +225,7 @@ _TASK_WORDS = tuple(
 
 _KIND_OF_KEYWORD = {word: kind for kind in reversed(range(len(_TASK_WORDS))) for word in _TASK_WORDS[kind]}
 """Task keyword → the first family that lists it (the families are tried in order)."""
-_KEYWORDS = frozenset(_KIND_OF_KEYWORD) | _REASONING_WORDS
+_KEYWORDS = frozenset(_KIND_OF_KEYWORD) | _REASONING_WORDS | _COMPLETE_WORK_WORDS | _FOREIGN_ASCII_WORDS
 """Every word the analysis looks for: one set intersection finds them all."""
 
 _QUOTED = re.compile(r"\"[^\"]{0,200}\"|'[^'\s][^']{0,200}'|`[^`]{0,200}`|“[^”]{0,200}”")
@@ -125,6 +243,9 @@ class PromptTraits(NamedTuple):
     """What one prompt reveals, with its text already thrown away."""
 
     elicits_reasoning: bool
+    """Asks for the reasoning to be spelled out, in English or another language."""
+    asks_complete_work: bool
+    """Asks for finished work: a complete solution or program, a thorough answer, a grading, tool use."""
     task_kind: int
     """Index into :data:`TASK_KINDS`."""
     opening_fingerprint: int
@@ -200,6 +321,16 @@ def analyse_prompt(text: str) -> PromptTraits:
     else:
         task_kind = min([_KIND_OF_KEYWORD.get(word, _OTHER) for word in keywords], default=_OTHER)
     elicits_reasoning = not keywords.isdisjoint(_REASONING_WORDS) and REASONING_ELICITATION.search(scanned) is not None
+    asks_complete_work = not keywords.isdisjoint(_COMPLETE_WORK_WORDS) and _COMPLETE_WORK.search(scanned) is not None
+    if not scanned.isascii():
+        foreign = _FOREIGN
+    elif not keywords.isdisjoint(_FOREIGN_ASCII_WORDS):
+        foreign = _FOREIGN_ASCII
+    else:
+        foreign = None
+    if foreign is not None:
+        elicits_reasoning = elicits_reasoning or any(phrase in scanned for phrase in foreign[0])
+        asks_complete_work = asks_complete_work or any(phrase in scanned for phrase in foreign[1])
     clause = _OPENING_CLAUSE.match(head.lstrip()[:200])
     assert clause is not None  # a run of zero or more characters: it matches any text
     opening = clause.group()
@@ -211,6 +342,7 @@ def analyse_prompt(text: str) -> PromptTraits:
     closing_fingerprint = opening_fingerprint if closing.strip() == opening.strip() else clause_fingerprint(closing)
     return PromptTraits(
         elicits_reasoning,
+        asks_complete_work,
         task_kind,
         opening_fingerprint,
         closing_fingerprint,

@@ -44,7 +44,7 @@ def report(
     alerts, memberships = [], []
     for attribute in attributes:
         new_alerts, new_members = linker.observe(
-            AttributeObservation(attribute, account, t, checked, checked, harvest_like)
+            AttributeObservation(attribute, account, t, checked, checked, harvest_like, t)
         )
         alerts += new_alerts
         memberships += new_members

@@ -9,7 +9,8 @@ import pytest
 from detector.detection.core import Detector
 from detector.detection.records import decode_request
 from detector.detection.stages import CampaignStages, ChainedStages, DetectStage, LinkStage, MergeStage, Shard
-from detector.sim.simulate import Scenario, generate
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate
 from tests.unit.detection.test_core import T0
 
 

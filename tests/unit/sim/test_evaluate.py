@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 
 import orjson
@@ -10,7 +11,8 @@ import pytest
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, Alert
 from detector.detection.records import Request, decode_request
 from detector.sim.evaluate import PLOTS, evaluate, evaluate_files
-from detector.sim.simulate import Scenario, generate, labels
+from detector.sim.scenario import Scenario
+from detector.sim.traffic import generate, labels
 
 T0 = 1_772_409_600.0
 HOUR = 3600.0
@@ -173,6 +175,7 @@ def test_campaign_recall_and_alerts_per_campaign():
         "alerts": 0,
         "coverage_6h": {"active": 1, "listed": 0, "rate": 0.0, "campaign_alerts": 0},
         "coverage_final": {"active": 1, "listed": 0, "rate": 0.0, "campaign_alerts": 0},
+        "flagged_6h": {"active": 1, "flagged": 0, "rate": 0.0},
     }
 
 
@@ -247,22 +250,7 @@ def test_text_shows_each_family_and_the_headline_figures():
 
 def test_the_real_detector_on_simulated_traffic_end_to_end(tmp_path):
     """records and labels from `detector simulate`, through the files, with the real Detector."""
-    scenario = Scenario(
-        duration_hours=5.0,
-        ordinary_accounts=40,
-        coding_agents=2,
-        enterprise_batch=1,
-        eval_pipelines=1,
-        nat_accounts=5,
-        launch_crowd=5,
-        resellers=1,
-        blatant_extractors=1,
-        low_and_slow_accounts=10,
-        evasive_accounts=0,
-        pivot_accounts=0,
-        campaign_start_hours=1.0,
-        new_model_release_hours=3.0,
-    )
+    scenario = dataclasses.replace(Scenario.demo(seed=7), duration_hours=5.0, scale=0.05)
     records = tmp_path / "records.jsonl.gz"
     with gzip.open(records, "wb") as out:
         for record in generate(scenario):
@@ -276,6 +264,6 @@ def test_the_real_detector_on_simulated_traffic_end_to_end(tmp_path):
     assert figures["records"]["rejected_by_reason"] == {"missing_field": 1}
     assert figures["attack"]["by_family"]["blatant_extractor"]["flagged"] == 1
     blatant = next(o for o in report.outcomes.values() if o.family == "blatant_extractor")
-    assert blatant.max_risk >= 75.0 and blatant.requests_at_flag <= blatant.requests
+    assert blatant.max_risk >= 55.0 and blatant.requests_at_flag <= blatant.requests
     assert figures["alerts"]["events"] >= 1
     assert (tmp_path / "report" / "report.json").exists()

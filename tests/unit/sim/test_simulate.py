@@ -1,9 +1,7 @@
-"""The traffic generator: deterministic, time-ordered, well-typed, and each family behaves as labelled."""
+"""The traffic generator: deterministic, time-ordered, valid request.v1, labelled, and its tactics do what they say."""
 
 import dataclasses
 import gzip
-import os
-import re
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -12,104 +10,47 @@ import jsonschema
 import orjson
 import pytest
 
+from detector.cli import main
 from detector.errors import ConfigError
-from detector.sim.simulate import (
-    ATTACK_FAMILIES,
-    BENIGN_FAMILIES,
-    MODEL_NEW,
-    Scenario,
-    generate,
-    labels,
-    write,
-)
+from detector.sim.attacks import ATTACK_FAMILIES, family_of
+from detector.sim.benign import BENIGN_FAMILIES
+from detector.sim.scenario import MODEL_NEW, TACTICS, Scenario
+from detector.sim.traffic import describe, generate, labels, population, write
 
-SMALL = Scenario(
-    seed=11,
-    duration_hours=36.0,
-    ordinary_accounts=60,
-    coding_agents=2,
-    enterprise_batch=2,
-    eval_pipelines=2,
-    nat_accounts=15,
-    launch_crowd=15,
-    resellers=1,
-    blatant_extractors=1,
-    low_and_slow_accounts=60,
-    evasive_accounts=30,
-    pivot_accounts=30,
-    campaign_start_hours=6.0,
-    new_model_release_hours=12.0,
-)
-TINY = Scenario(
-    seed=3,
-    duration_hours=8.0,
-    ordinary_accounts=20,
-    coding_agents=1,
-    enterprise_batch=1,
-    eval_pipelines=1,
-    nat_accounts=5,
-    launch_crowd=5,
-    resellers=1,
-    blatant_extractors=1,
-    low_and_slow_accounts=10,
-    evasive_accounts=5,
-    pivot_accounts=5,
-    campaign_start_hours=2.0,
-    new_model_release_hours=4.0,
-)
+TINY = Scenario(seed=3, duration_hours=14.0, scale=0.03, campaign_start_hours=2.0, new_model_release_hours=5.0)
 
-REQUIRED = {
-    "event_id": str,
-    "timestamp": float,
-    "account_id": str,
-    "model": str,
-    "input_tokens": int,
-    "output_tokens": int,
-    "status_code": int,
-}
-OPTIONAL = {
-    "org_id": str,
-    "api_key_id": str,
-    "operation": str,
-    "max_tokens": int,
-    "temperature": float,
-    "finish_reason": str,
-    "latency_ms": int,
-    "client_ip": str,
-    "user_agent": str,
-    "conversation_id": str,
-    "turn_index": int,
-    "prompt_text": str,
-    "system_prompt_hash": str,
-    "payment_fingerprint": str,
-    "account_created_at": float,
-    "signup_channel": str,
-    "tls_fingerprint": str,
-}
+
+def small(**changes) -> Scenario:
+    """A tiny window with two campaigns whose accounts start at once: fast, and every campaign sends."""
+    return dataclasses.replace(TINY, campaigns=2, **changes)
+
+
+def traffic(scenario: Scenario) -> tuple[dict, dict[str, list[dict]]]:
+    """Labels, and the records grouped by family."""
+    truth = labels(scenario)
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for record in generate(scenario):
+        grouped[truth["accounts"][record["account_id"]]["family"]].append(record)
+    return truth, grouped
+
+
+def attack_records(scenario: Scenario) -> list[dict]:
+    truth = labels(scenario)
+    return [r for r in generate(scenario) if truth["accounts"][r["account_id"]]["label"] == "attack"]
 
 
 @pytest.fixture(scope="module")
-def truth():
-    return labels(SMALL)
-
-
-@pytest.fixture(scope="module")
-def by_family(truth):
-    family_of = {account: v["family"] for account, v in truth["accounts"].items()}
-    grouped = defaultdict(list)
-    for record in generate(SMALL):
-        grouped[family_of[record["account_id"]]].append(record)
-    return grouped
+def tiny():
+    return traffic(TINY)
 
 
 def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(tmp_path):
-    paths = []
+    outputs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        scenario = dataclasses.replace(TINY, seed=seed)
-        write(scenario, tmp_path / f"{name}.jsonl.gz", tmp_path / f"{name}.json")
-        paths.append((tmp_path / f"{name}.jsonl.gz").read_bytes() + (tmp_path / f"{name}.json").read_bytes())
-    assert paths[0] == paths[1]
-    assert paths[0] != paths[2]
+        write(dataclasses.replace(TINY, seed=seed), tmp_path / f"{name}.jsonl.gz", tmp_path / f"{name}.json")
+        outputs.append((tmp_path / f"{name}.jsonl.gz").read_bytes() + (tmp_path / f"{name}.json").read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0] != outputs[2]
 
 
 def test_write_summary_matches_the_file_and_labels(tmp_path):
@@ -121,185 +62,214 @@ def test_write_summary_matches_the_file_and_labels(tmp_path):
     assert {orjson.loads(line)["account_id"] for line in lines} <= set(truth["accounts"])
 
 
-def test_records_come_in_event_time_order_with_unique_event_ids(by_family):
-    records = list(generate(SMALL))
+def test_records_come_in_event_time_order_with_unique_event_ids():
+    records = list(generate(TINY))
     timestamps = [r["timestamp"] for r in records]
     assert timestamps == sorted(timestamps)
     assert len({r["event_id"] for r in records}) == len(records)
-    assert SMALL.start <= timestamps[0] and timestamps[-1] < SMALL.end
+    assert TINY.start <= timestamps[0] and timestamps[-1] < TINY.end
 
 
-def test_every_family_is_labelled_and_produces_traffic(truth, by_family):
-    families = Counter(v["family"] for v in truth["accounts"].values())
-    assert set(families) == set(BENIGN_FAMILIES + ATTACK_FAMILIES)
-    assert all(by_family[f] for f in BENIGN_FAMILIES + ATTACK_FAMILIES)
-    for account in truth["accounts"].values():
-        assert account["label"] == ("attack" if account["family"] in ATTACK_FAMILIES else "benign")
-        assert (account["campaign_id"] is None) == (account["label"] == "benign")
-    campaign_sizes = Counter(v["campaign_id"] for v in truth["accounts"].values() if v["campaign_id"])
-    assert {c: v["accounts"] for c, v in truth["campaigns"].items()} == dict(campaign_sizes)
-
-
-def test_account_ids_do_not_reveal_the_family(truth):
-    assert all(re.fullmatch(r"acct_[0-9a-f]{16}", account) for account in truth["accounts"])
-
-
-def test_records_conform_to_request_v1_field_types(by_family):
-    for records in by_family.values():
-        for record in records:
-            for name, kind in REQUIRED.items():
-                assert type(record[name]) is kind, (name, record)
-            for name, value in record.items():
-                if name not in REQUIRED:
-                    assert type(value) is OPTIONAL[name], (name, record)
-            assert record.get("finish_reason", "stop") in {"stop", "length", "tool_calls"}
-            assert record.get("operation", "chat") in {"chat", "text_completion"}
-            assert record["input_tokens"] >= 0 and record["output_tokens"] >= 0
+def test_records_validate_against_the_published_request_v1_schema(tiny):
+    schema = orjson.loads((Path(__file__).parents[3] / "schemas" / "request.v1.schema.json").read_bytes())
+    validator = jsonschema.validators.validator_for(schema)(schema, format_checker=jsonschema.FormatChecker())
+    for records in tiny[1].values():
+        for record in records[::7]:
+            validator.validate(record)
             if "max_tokens" in record:
                 assert record["output_tokens"] <= record["max_tokens"]
             assert record.get("account_created_at", 0) <= record["timestamp"]
 
 
-def test_records_validate_against_the_published_request_v1_schema(by_family):
-    schema = orjson.loads((Path(__file__).parents[3] / "schemas" / "request.v1.schema.json").read_bytes())
-    validator = jsonschema.validators.validator_for(schema)(schema, format_checker=jsonschema.FormatChecker())
-    for records in by_family.values():
-        for record in records[::25]:
-            validator.validate(record)
+def test_labels_are_consistent_with_the_records_and_the_drawn_tactics(tiny):
+    truth, grouped = tiny
+    for account in truth["accounts"].values():
+        assert account["label"] == ("attack" if account["family"] in ATTACK_FAMILIES else "benign")
+        assert (account["campaign_id"] is None) == (account["label"] == "benign")
+    sizes = Counter(v["campaign_id"] for v in truth["accounts"].values() if v["campaign_id"])
+    assert {c: v["accounts"] for c, v in truth["campaigns"].items()} == dict(sizes)
+    for campaign in truth["campaigns"].values():
+        tactics = campaign["tactics"]
+        assert set(tactics) == set(TACTICS)
+        assert all(values and set(values) <= set(TACTICS[d]) for d, values in tactics.items())
+        assert campaign["family"] == family_of({d: tuple(v) for d, v in tactics.items()})
+        assert TINY.campaign_start <= campaign["start"] < TINY.end
+    union = {d: [v for v in values if any(v in c["tactics"][d] for c in truth["campaigns"].values())]
+             for d, values in TACTICS.items()}  # fmt: skip
+    assert truth["scenario"]["tactics"] == union
+    assert set(grouped) <= set(BENIGN_FAMILIES + ATTACK_FAMILIES)
 
 
-def test_some_benign_records_omit_optional_fields_but_attack_records_keep_their_prompts(by_family):
-    chat = by_family["ordinary_chat"]
-    assert 0 < sum("prompt_text" not in r for r in chat) < len(chat) / 3
-    assert sum("client_ip" not in r for r in chat) > 0
-    for family in ATTACK_FAMILIES:
-        assert all("prompt_text" in r for r in by_family[family])
+def test_every_benign_family_produces_traffic(tiny):
+    assert all(tiny[1][family] for family in BENIGN_FAMILIES)
 
 
-def test_ordinary_users_hold_multi_turn_conversations(by_family):
-    turns = defaultdict(list)
-    for r in by_family["ordinary_chat"]:
-        turns[r["conversation_id"]].append(r["turn_index"])
-    assert all(t == list(range(len(t))) for t in turns.values())
-    assert sum(len(t) > 1 for t in turns.values()) > len(turns) / 4
+@pytest.mark.parametrize(
+    ("forced", "family"),
+    [
+        ({"rate": "burst"}, "blatant_extractor"),
+        ({"rate": "steady", "size": "hundreds", "egress": "datacenter"}, "low_and_slow"),
+        (
+            {
+                "rate": "trickle",
+                "egress": "residential",
+                "network_sharing": "per_account",
+                "paraphrase": "all_reworded",
+            },
+            "evasive",
+        ),  # fmt: skip
+        ({"rate": "steady", "size": "tens", "egress": "datacenter", "pivot": "release_pivot"}, "model_pivot"),
+        ({"rate": "steady", "size": "single", "egress": "datacenter", "pivot": "none"}, "harvest_cluster"),
+    ],
+)
+def test_every_attack_family_can_be_produced(forced, family):
+    truth, grouped = traffic(small(force=forced))
+    assert {c["family"] for c in truth["campaigns"].values()} == {family}
+    assert grouped[family]
 
 
-def test_coding_agents_run_long_context_tool_loops(by_family):
-    records = by_family["coding_agent"]
-    assert statistics.median(r["input_tokens"] for r in records) > 2000
-    assert Counter(r.get("finish_reason") for r in records)["tool_calls"] > len(records) / 2
-    per_day = len(records) / 2 / (SMALL.duration_hours / 24)
-    assert per_day > 100
+@pytest.mark.parametrize(("dimension", "value"), [(d, v) for d, values in TACTICS.items() for v in values])
+def test_every_tactic_value_can_be_forced_into_every_campaign(dimension, value):
+    scenario = dataclasses.replace(TINY, campaigns=4, force={dimension: {value}})
+    assert all(value in tactics[dimension] for tactics in scenario.campaign_tactics)
 
 
-def test_eval_pipeline_repeats_the_same_prompts_at_temperature_zero(by_family):
-    prompts = defaultdict(Counter)
-    for r in by_family["eval_pipeline"]:
-        prompts[r["account_id"]][r["prompt_text"]] += 1
-        assert r["temperature"] == 0.0 and r.get("turn_index", 0) == 0
-    for counts in prompts.values():
-        assert 200 <= len(counts) <= 500
-        assert min(counts.values()) >= 3  # every benchmark item is asked again in every run
+@pytest.mark.parametrize("dimension", sorted(TACTICS))
+def test_excluded_tactic_values_are_never_drawn(dimension):
+    banned = set(TACTICS[dimension][:-1])
+    for seed in range(20):
+        scenario = Scenario(seed=seed, exclude={dimension: banned})
+        assert all(not banned & set(tactics[dimension]) for tactics in scenario.campaign_tactics)
 
 
-def test_enterprise_batch_sends_one_narrow_template_with_short_outputs(by_family):
-    for records in _by_account(by_family["enterprise_batch"]).values():
-        prompts = [r["prompt_text"] for r in records if "prompt_text" in r]
-        if prompts:
-            assert len({p.split("\n")[0] for p in prompts}) == 1
-        assert statistics.median(r["output_tokens"] for r in records) < 100
+def test_undrawn_scenarios_draw_every_value_somewhere():
+    seen = defaultdict(set)
+    for seed in range(40):
+        for tactics in Scenario(seed=seed).campaign_tactics:
+            for dimension, values in tactics.items():
+                seen[dimension].update(values)
+    assert {d: set(v) for d, v in TACTICS.items()} == dict(seen)
 
 
-def test_blatant_extractor_is_perfectly_regular_with_one_template(by_family):
-    records = by_family["blatant_extractor"]
-    gaps = [b["timestamp"] - a["timestamp"] for a, b in zip(records, records[1:], strict=False)]
-    assert 300 <= 3600 / statistics.mean(gaps) <= 3000
-    assert statistics.pstdev(gaps) < 0.01 * statistics.mean(gaps)
-    prompts = [r["prompt_text"] for r in records]
-    assert len(set(prompts)) == len(prompts)
-    assert _longest_shared_wording(prompts) >= 20
-
-
-def test_low_and_slow_accounts_make_about_26_exchanges_a_day_from_shared_infrastructure(truth, by_family):
-    records = by_family["low_and_slow"]
-    campaign_days = (SMALL.end - SMALL.campaign_start) / 86400
-    per_account_day = len(records) / SMALL.low_and_slow_accounts / campaign_days
-    assert 22 <= per_account_day <= 30
-    assert len({r["user_agent"] for r in records}) == 1 and len({r["tls_fingerprint"] for r in records}) == 1
-    assert len({r["client_ip"].rsplit(".", 1)[0] for r in records}) <= 5
-    cards = Counter(r["payment_fingerprint"] for r in _first_per_account(records))
-    assert max(cards.values()) >= 20
-    assert all(r["turn_index"] == 0 for r in records)
-    assert len({r["prompt_text"] for r in records}) == len(records)
-
-
-def test_low_and_slow_accounts_were_opened_in_batches_before_the_campaign(by_family):
-    created = sorted(r["account_created_at"] for r in _first_per_account(by_family["low_and_slow"]))
-    assert created[-1] < SMALL.campaign_start
-    assert created[-1] - created[0] < 7 * 86400
-
-
-def test_evasive_accounts_vary_wording_ips_and_agents_but_ask_for_reasoning(by_family):
-    records = by_family["evasive"]
-    first = _first_per_account(records)
-    assert len({r["client_ip"] for r in first}) == len(first)
-    assert len({r["user_agent"] for r in records}) >= 5
-    assert _longest_shared_wording([r["prompt_text"] for r in records]) < 20
-    for account_records in _by_account(records).values():  # even one account varies its wording
-        if len(account_records) >= 10:
-            assert _longest_shared_wording([r["prompt_text"] for r in account_records]) < 20
-    assert all(r["turn_index"] == 0 for r in records)
-    assert statistics.median(r["output_tokens"] for r in records) > 1500
-
-
-def test_model_pivot_moves_about_half_its_traffic_to_the_new_model_within_a_day(by_family):
-    records = by_family["model_pivot"]
-    release = SMALL.release
-    assert not any(r["model"] == MODEL_NEW for r in records if r["timestamp"] < release)
-    after = [r for r in records if release + 9 * 3600 <= r["timestamp"] < release + 24 * 3600]
-    share = sum(r["model"] == MODEL_NEW for r in after) / len(after)
-    assert 0.35 <= share <= 0.65
-
-
-def test_launch_crowd_rushes_to_the_new_model(by_family):
-    records = [r for r in by_family["launch_crowd"] if r["timestamp"] >= SMALL.release + 3 * 3600]
-    assert sum(r["model"] == MODEL_NEW for r in records) / len(records) > 0.6
-
-
-def test_shared_nat_puts_many_accounts_behind_a_few_ips(by_family):
-    records = by_family["shared_nat"]
-    assert len({r["account_id"] for r in records}) >= 10
-    assert len({r["client_ip"] for r in records if "client_ip" in r}) <= 5
-
-
-def test_parameters_vary_with_the_seed():
-    assert labels(TINY)["scenario"]["parameters"] != labels(dataclasses.replace(TINY, seed=4))["scenario"]["parameters"]
-
-
-def test_a_scaled_scenario_keeps_every_family_and_the_campaign_timeline():
-    scaled = SMALL.scaled(0.1, hours=72)
-    assert scaled.ordinary_accounts == 6 and scaled.low_and_slow_accounts == 6 and scaled.resellers == 1
-    assert scaled.campaign_start_hours == 12.0 and scaled.new_model_release_hours == 24.0
-    assert {v["family"] for v in labels(scaled)["accounts"].values()} == set(BENIGN_FAMILIES + ATTACK_FAMILIES)
-
-
-@pytest.mark.parametrize("change", [{"low_and_slow_accounts": -1}, {"duration_hours": 0}, {"campaign_start_hours": 99}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"duration_hours": 0},
+        {"campaign_start_hours": 99},
+        {"scale": 0},
+        {"force": {"wording": {"poetry"}}},
+        {"exclude": {"colour": {"red"}}},
+        {"exclude": {"pivot": {"none", "release_pivot"}}},
+        {"force": {"rate": {"burst"}}, "exclude": {"rate": {"burst"}}},
+    ],
+)
 def test_impossible_scenarios_are_refused(change):
     with pytest.raises(ConfigError):
         Scenario(**change)
 
 
+@pytest.mark.parametrize("wording", TACTICS["wording"])
+def test_campaigns_harvest_novel_single_turn_long_answers_under_every_wording(wording):
+    others = set(TACTICS["wording"]) - {wording}
+    forced = {"wording": {wording}, "rate": "steady", "size": "hundreds"}
+    records = attack_records(small(force=forced, exclude={"wording": others, "cover": {"mixed_chat"}}))
+    prompts = [r["prompt_text"] for r in records]
+    assert len(records) > 50
+    assert len(set(prompts)) > 0.98 * len(prompts)
+    assert all(r.get("turn_index", 0) == 0 for r in records)
+    assert statistics.median(r["output_tokens"] for r in records if r["status_code"] == 200) > 1500
+
+
+def test_plain_complete_harvests_carry_no_reasoning_vocabulary():
+    records = attack_records(small(force={"wording": {"plain_complete"}, "language": "english"},
+                                   exclude={"wording": {"reasoning"}, "cover": {"mixed_chat"}}))  # fmt: skip
+    assert records
+    assert not any("step by step" in r["prompt_text"].lower() or "reasoning" in r["prompt_text"].lower()
+                   for r in records)  # fmt: skip
+
+
+def test_tactics_show_in_the_records():
+    def records_with(**forced):
+        return attack_records(small(force={**forced, "rate": "steady"}))
+
+    multilingual = records_with(language="multilingual", paraphrase="fixed_templates")
+    assert sum(not r["prompt_text"].isascii() for r in multilingual) > 0.2 * len(multilingual)
+    wrapped = records_with(wrapper="json", cover="none")
+    assert all(isinstance(orjson.loads(r["prompt_text"]), dict) for r in wrapped)
+    assert all("system_prompt_hash" in r for r in records_with(wrapper="system_prompt", cover="none"))
+    assert all(r["user_agent"].startswith("Mozilla") for r in records_with(client="browser"))
+    assert len({r["client_ip"] for r in records_with(egress="shared_nat")}) <= 16
+    covered = records_with(cover="mixed_chat")
+    assert any(r["turn_index"] > 0 for r in covered)
+    pivot = small(force={"pivot": "release_pivot", "rate": "steady", "size": "tens"}, duration_hours=30.0)
+    after = [r for r in attack_records(pivot) if r["timestamp"] > pivot.release + 21 * 3600]
+    assert 0.15 < sum(r["model"] == MODEL_NEW for r in after) / len(after) < 0.85
+
+
+def test_fixed_templates_repeat_their_wording_and_full_rewording_does_not():
+    def shared_openings(paraphrase):
+        records = attack_records(small(force={"paraphrase": paraphrase, "wording": {"reasoning"}, "wrapper": "bare",
+                                              "language": "english"},
+                                       exclude={"cover": {"mixed_chat"}, "capability": {"natural"}}))  # fmt: skip
+        endings = Counter(r["prompt_text"][-40:] for r in records)
+        return sum(count for _, count in endings.most_common(8)) / len(records)
+
+    assert shared_openings("fixed_templates") > 0.5 > shared_openings("all_reworded")
+
+
+def test_eval_suites_rerun_a_fixed_set_of_prompts(tiny):
+    by_account = defaultdict(Counter)
+    for record in tiny[1]["eval_pipeline"]:
+        by_account[record["account_id"]][record["prompt_text"]] += 1
+    for counts in by_account.values():
+        assert min(counts.values()) >= 2
+
+
+def test_ordinary_chat_is_multi_turn(tiny):
+    turns = defaultdict(list)
+    for record in tiny[1]["ordinary_chat"]:
+        turns[record["conversation_id"]].append(record["turn_index"])
+    assert all(indices == list(range(len(indices))) for indices in turns.values())
+    assert sum(len(indices) > 1 for indices in turns.values()) > len(turns) / 5
+
+
+def test_ordinary_users_sometimes_repeat_themselves(tiny):
+    prompts = [
+        [r["prompt_text"] for r in own if "prompt_text" in r] for own in _by_account(tiny[1]["ordinary_chat"]).values()
+    ]
+    repeated = [asked for asked in prompts if len(set(asked)) < len(asked)]
+    assert repeated
+
+
+def test_api_products_are_long_lived_accounts_with_long_mostly_single_turn_answers(tiny):
+    records = tiny[1]["api_product"]
+    for own in _by_account(records).values():
+        assert own[0]["account_created_at"] < TINY.start - 50 * 86400
+        assert len(own) > 100
+        assert sum(r["turn_index"] == 0 for r in own) > 0.6 * len(own)
+    assert statistics.median(r["output_tokens"] for r in records) > 400
+
+
+def test_dev_teams_share_a_card_but_converse(tiny):
+    accounts = [a for a in population(TINY).accounts if a.family == "dev_team"]
+    assert len(accounts) >= 2 and len({a.payment_fingerprint for a in accounts}) < len(accounts)
+    assert any(r["turn_index"] > 0 for r in tiny[1]["dev_team"])
+
+
+def test_describe_prints_the_drawn_tactics_and_no_records(capsys):
+    assert main(["simulate", "--describe", "--seed", "5", "--scale", "0.05", "--force", "wording=tool_use"]) == 0
+    described = orjson.loads(capsys.readouterr().out)
+    expected = describe(Scenario(seed=5, force={"wording": {"tool_use"}}).scaled(0.05))
+    assert described == orjson.loads(orjson.dumps(expected))
+    assert all("tool_use" in c["tactics"]["wording"] for c in described["campaigns"].values())
+
+
 def _by_account(records):
     grouped = defaultdict(list)
-    for r in records:
-        grouped[r["account_id"]].append(r)
+    for record in records:
+        grouped[record["account_id"]].append(record)
     return grouped
 
 
 def _first_per_account(records):
     return [group[0] for group in _by_account(records).values()]
-
-
-def _longest_shared_wording(prompts):
-    """Length of the prefix or suffix that every prompt shares: a fixed template's instruction."""
-    return max(len(os.path.commonprefix(prompts)), len(os.path.commonprefix([p[::-1] for p in prompts])))
