@@ -163,11 +163,12 @@ class AlertBook:
 
         Sequences outlive their alerts: a restarted worker must not re-use an event id.
         """
-        return {"open": dict(self.open), "sequences": dict(self._sequences)}
+        return {"open": dict(self.open), "sequences": dict(self._sequences), "held": dict(self.held)}
 
     def restore(self, state: dict) -> None:
         self.open = dict(state["open"])
         self._sequences = dict(state["sequences"])
+        self.held = dict(state.get("held", {}))  # snapshots before held alerts had none
 
     def _next_sequence(self, account_id: str) -> int:
         sequence = self._sequences.get(account_id, 0) + 1

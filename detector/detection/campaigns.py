@@ -327,9 +327,9 @@ class AttributeIndex:
             and state.harvest_like >= policy.attribute_request_share * state.checked
         )
         links = []
-        if state.linking and state.linking_since is None:
-            state.linking_since = observation.timestamp
         if state.linking:
+            if state.linking_since is None:
+                state.linking_since = observation.timestamp
             established = state.linking_since - policy.established_hours * 3600.0
             exclusive = (
                 state.harvesting_accounts >= policy.min_exclusive_accounts
@@ -387,6 +387,7 @@ class AttributeIndex:
                 state.harvesting_accounts,
                 state.linking,
                 state.extra_members,
+                state.linking_since,
             ]
             for attribute, state in self.attributes.items()
         }
@@ -403,6 +404,7 @@ class AttributeIndex:
                 harvesting_accounts,
                 linking,
                 extra_members,
+                linking_since,
             )
             for attribute, (
                 first_seen,
@@ -414,6 +416,7 @@ class AttributeIndex:
                 harvesting_accounts,
                 linking,
                 extra_members,
+                linking_since,
             ) in state.items()
         }
 

@@ -61,6 +61,8 @@ class Header(msgspec.Struct, array_like=True):
     population: bytes
     requests: int
     profile_parts: int
+    held_alerts: dict[str, float] = {}
+    """Account alerts held before paging (absent from snapshots written before they were)."""
 
 
 class SnapshotV1(msgspec.Struct, array_like=True):
@@ -122,6 +124,7 @@ def snapshot_parts(detector: Detector) -> Iterator[bytes]:
                 population=detector.population.snapshot(),
                 requests=detector.stats.requests,
                 profile_parts=parts,
+                held_alerts=alerts["held"],
             )
         )
     )
@@ -153,7 +156,8 @@ def restore(detector: Detector, data: bytes) -> Detector:
     detector.sweeps.restore(header.next_sweep)
     # the least recently active go first if the snapshot holds more accounts than the cap
     detector.profiles = dict(profiles[max(0, len(profiles) - detector.policy.max_accounts) :])
-    detector.alerts.restore({"open": header.open_alerts, "sequences": header.alert_sequences})
+    held = getattr(header, "held_alerts", {})
+    detector.alerts.restore({"open": header.open_alerts, "sequences": header.alert_sequences, "held": held})
     detector.campaign_of = header.campaign_of
     detector.models.restore({"first_used": header.model_first_used, "started": header.models_started})
     detector.population.restore(header.population)

@@ -8,9 +8,8 @@ still used where it can be: it refuses every credential, which is the start-up e
 
 from __future__ import annotations
 
-import dataclasses
-
 import asyncio
+import dataclasses
 import re
 import secrets
 import subprocess

@@ -150,7 +150,7 @@ _FOREIGN_COMPLETE_WORK = (
     "codice completo",
     "الحل الكامل",
 )
-_FOREIGN = (_FOREIGN_REASONING, _FOREIGN_COMPLETE_WORK)
+_FOREIGN: tuple[tuple[str, ...], ...] = (_FOREIGN_REASONING, _FOREIGN_COMPLETE_WORK)
 _FOREIGN_ASCII = tuple(tuple(phrase for phrase in phrases if phrase.isascii()) for phrases in _FOREIGN)
 """An ASCII prompt can only hold the ASCII phrases, and only when it has one of :data:`_FOREIGN_ASCII_WORDS`."""
 _COMPLETE_WORK_PHRASES = (
@@ -322,6 +322,7 @@ def analyse_prompt(text: str) -> PromptTraits:
         task_kind = min([_KIND_OF_KEYWORD.get(word, _OTHER) for word in keywords], default=_OTHER)
     elicits_reasoning = not keywords.isdisjoint(_REASONING_WORDS) and REASONING_ELICITATION.search(scanned) is not None
     asks_complete_work = not keywords.isdisjoint(_COMPLETE_WORK_WORDS) and _COMPLETE_WORK.search(scanned) is not None
+    foreign: tuple[tuple[str, ...], ...] | None
     if not scanned.isascii():
         foreign = _FOREIGN
     elif not keywords.isdisjoint(_FOREIGN_ASCII_WORDS):
