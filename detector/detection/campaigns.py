@@ -261,6 +261,8 @@ class _AttributeState:
     """Whether the attribute's traffic currently looks like harvesting (re-judged on every report)."""
     linking_since: float | None = None
     """When it first did: accounts with a long history before that are not its operator's."""
+    exclusive: bool = False
+    """Whether nearly only harvesting accounts use it, as of its latest report."""
     extra_members: int = 0
     """Accounts beyond ``attribute_member_cap``: counted, not remembered."""
 
@@ -335,7 +337,10 @@ class AttributeIndex:
                 state.harvesting_accounts >= policy.min_exclusive_accounts
                 and state.harvesting_accounts >= policy.exclusive_share * (len(state.members) + state.extra_members)
             )
-            candidates = [(account, state.members[account])] if was_linking else list(state.members.items())
+            # turning exclusive, its unlinked accounts are judged again with the exclusive prior
+            everyone = not was_linking or (exclusive and not state.exclusive)
+            state.exclusive = exclusive
+            candidates = list(state.members.items()) if everyone else [(account, state.members[account])]
             prior = EXCLUSIVE_PRIOR if exclusive else 0.1
             for member, (requests, checked, harvest_like, first_seen) in candidates:
                 if (
@@ -388,6 +393,7 @@ class AttributeIndex:
                 state.linking,
                 state.extra_members,
                 state.linking_since,
+                state.exclusive,
             ]
             for attribute, state in self.attributes.items()
         }
@@ -405,6 +411,7 @@ class AttributeIndex:
                 linking,
                 extra_members,
                 linking_since,
+                exclusive,
             )
             for attribute, (
                 first_seen,
@@ -417,6 +424,7 @@ class AttributeIndex:
                 linking,
                 extra_members,
                 linking_since,
+                exclusive,
             ) in state.items()
         }
 
@@ -550,8 +558,15 @@ class CampaignBook:
             if campaign is None:
                 return alerts, memberships
             campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
-        elif kind in STRONG_KINDS or link.exclusive:
+        elif kind in STRONG_KINDS:
             campaign = self._join_strong(link, memberships, alerts)
+        elif link.exclusive:  # a weak attribute nearly only harvesters use joins outright, and the alert says so
+            tied = link.account_id in self.campaign_of and link.account_id not in self._weakly_joined
+            self._exclusive.add(link.attribute)
+            campaign = self._join_strong(link, memberships, alerts)
+            if not tied:
+                campaign.joined_on_exclusive.setdefault(link.account_id, link.attribute)
+            self._claim(link, memberships)  # accounts that linked through it before it was exclusive
         else:
             campaign = self._join_weak(link, memberships, alerts)
         if campaign is not None:
@@ -590,7 +605,7 @@ class CampaignBook:
         own = self.campaign_of.get(link.account_id)
         if own is None:
             joined = self._consider(link.account_id, touched, kind, link, memberships)
-            if joined is None and kind in CLIENT_KINDS:
+            if joined is None:
                 waiting = self._waiting.setdefault(link.attribute, set())
                 if len(waiting) < self.policy.attribute_member_cap:
                     waiting.add(link.account_id)
@@ -612,12 +627,15 @@ class CampaignBook:
         return campaign
 
     def _owner(self, attribute: str) -> Campaign | None:
-        """The alerting campaign that owns a client attribute: every campaign it links is this one,
+        """The alerting campaign that owns a weak attribute: every campaign it links is this one,
         at least ``min_attribute_accounts`` members share it, and nearly all accounts seen with it
         harvest. A common client carries ordinary users; one used by two operators links two campaigns."""
         if attribute not in self._exclusive:
             return None
-        touched = {self._current(c) for c in self._weak_campaigns.get(attribute, ())} & self.campaigns.keys()
+        linked = set(self._weak_campaigns.get(attribute, ()))
+        if attribute in self.campaign_of:  # joined outright since it became exclusive
+            linked.add(self.campaign_of[attribute])
+        touched = {self._current(c) for c in linked} & self.campaigns.keys()
         if len(touched) != 1:
             return None
         campaign = self.campaigns[touched.pop()]
@@ -626,7 +644,7 @@ class CampaignBook:
         return None
 
     def _claim(self, link: Link, memberships: list[Membership]) -> Campaign | None:
-        """Harvesting accounts waiting on the link's client attribute join the campaign that owns it."""
+        """Harvesting accounts waiting on the link's weak attribute join the campaign that owns it."""
         attribute = link.attribute
         waiting = self._waiting.get(attribute)
         owner = self._owner(attribute) if waiting else None
@@ -752,7 +770,7 @@ class CampaignBook:
                 Membership(account, campaign.campaign_id, since) for account, since in campaign.members.items()
             )
             campaign.open = True
-            for attribute in [a for a in campaign.attributes if kind_of(a) in CLIENT_KINDS]:
+            for attribute in [a for a in campaign.attributes if kind_of(a) not in STRONG_KINDS]:
                 self._claim(Link(attribute, "", now, 0, 0), memberships)  # owned only now that it alerts
             size = len(campaign.members)
         campaign.alerted_size = size

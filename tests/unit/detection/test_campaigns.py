@@ -10,10 +10,17 @@ from detector.detection.campaigns import (
     CampaignPolicy,
     Link,
     Sweeps,
+    paired,
 )
 from detector.detection.stages import CampaignStages
 
 T0 = 1_772_409_600.0
+HOUR = 3600.0
+POLICY = CampaignPolicy()
+HOLD = POLICY.campaign_alert_hold_minutes * 60
+"""How long a campaign of 25 accounts or more waits before its first alert."""
+SMALL_HOLD = POLICY.small_campaign_hold_minutes * 60
+RESEND = POLICY.min_resend_minutes * 60
 
 
 class CampaignLinker:
@@ -39,12 +46,21 @@ class CampaignLinker:
 
 
 def report(
-    linker: CampaignLinker, account: str, attributes: list[str], t: float, checked: int = 2, harvest_like: int = 2
+    linker: CampaignLinker,
+    account: str,
+    attributes: list[str],
+    t: float,
+    checked: int = 2,
+    harvest_like: int = 2,
+    first_seen: float | None = None,
 ):
+    """One account's summary through each of ``attributes``; by default a new account whose two
+    checked requests both looked like harvesting."""
+    first_seen = t if first_seen is None else first_seen
     alerts, memberships = [], []
     for attribute in attributes:
         new_alerts, new_members = linker.observe(
-            AttributeObservation(attribute, account, t, checked, checked, harvest_like, t)
+            AttributeObservation(attribute, account, t, checked, checked, harvest_like, first_seen)
         )
         alerts += new_alerts
         memberships += new_members
@@ -60,18 +76,22 @@ def test_harvesting_accounts_sharing_a_payment_instrument_become_one_campaign_al
     alerts = []
     for n in range(30):
         alerts += report(linker, f"a{n}", ["payment:p1", f"network:n{n}"], T0 + n)[0]
-    sent = firing(alerts)
-    assert len({a.dedup_key for a in sent}) == 1
-    assert len(sent[0].account_ids) == 25 and sent[0].extra["account_count"] == 25
-    assert sent[0].extra["shared_attributes"] == [{"attribute": "payment", "value_hash": "p1", "member_count": 25}]
+    alerts += linker.expire(T0 + 3 + HOLD)[0]  # formed with its fourth account, at T0 + 3
+    [sent] = firing(alerts)
+    assert len(sent.account_ids) == 30 and sent.extra["account_count"] == 30
+    assert sent.extra["shared_attributes"] == [{"attribute": "payment", "value_hash": "p1", "member_count": 30}]
 
 
 def test_a_burst_of_members_is_one_update():
+    """Accounts that join within a minute of the first alert go out together in the next update."""
     linker = CampaignLinker()
-    alerts = []
-    for n in range(40):
-        alerts += report(linker, f"a{n}", ["payment:p1"], T0)[0]
-    assert [len(a.account_ids) for a in firing(alerts)] == [25]
+    for n in range(25):
+        report(linker, f"a{n}", ["payment:p1"], T0)
+    alerts = linker.expire(T0 + HOLD)[0]
+    for n in range(25, 40):  # all within one minute
+        alerts += report(linker, f"a{n}", ["payment:p1"], T0 + HOLD + 30)[0]
+    alerts += report(linker, "a40", ["payment:p1"], T0 + HOLD + RESEND)[0]
+    assert [len(a.account_ids) for a in firing(alerts)] == [25, 41]
 
 
 def test_growth_re_sends_under_the_same_dedup_key():
@@ -80,19 +100,22 @@ def test_growth_re_sends_under_the_same_dedup_key():
     for n in range(40):
         alerts += report(linker, f"a{n}", ["payment:p1"], T0 + n * 60)[0]
     sent = firing(alerts)
-    assert [len(a.account_ids) for a in sent] == [25, 35]  # grown, and ten minutes later
+    # paged at 25 accounts, 21 minutes after it formed with four; grown, and ten minutes later
+    assert [len(a.account_ids) for a in sent] == [25, 35]
     assert len({a.dedup_key for a in sent}) == 1 and [a.sequence for a in sent] == list(range(1, len(sent) + 1))
 
 
 def test_a_campaign_that_grew_in_a_last_burst_is_re_sent_at_a_later_sweep():
     """No later link need come: the sweep re-sends the complete list once the pacing allows."""
     book = CampaignBook()
-    alerts = []
-    for n in range(40):
-        alerts += book.observe(Link("payment:p1", f"a{n}", T0 + n, 1, 1))[0]
-    alerts += book.expire_idle(T0 + 300)[0]  # too soon after the first alert
+    for n in range(25):
+        book.observe(Link("payment:p1", f"a{n}", T0, 1, 1))
+    alerts = book.expire_idle(T0 + HOLD)[0]
+    for n in range(25, 40):
+        alerts += book.observe(Link("payment:p1", f"a{n}", T0 + HOLD + n, 1, 1))[0]
+    alerts += book.expire_idle(T0 + HOLD + 300)[0]  # too soon after the first alert
     assert [len(a.account_ids) for a in firing(alerts)] == [25]
-    alerts += book.expire_idle(T0 + 900)[0]
+    alerts += book.expire_idle(T0 + HOLD + RESEND)[0]
     assert [len(a.account_ids) for a in firing(alerts)] == [25, 40]
 
 
@@ -116,14 +139,12 @@ def test_a_popular_user_agent_never_joins_accounts():
 
 def test_two_campaigns_sharing_a_payment_instrument_merge_and_the_older_id_survives():
     linker = CampaignLinker()
-    alerts = []
     for n in range(30):
-        alerts += report(linker, f"a{n}", ["payment:p1"], T0 + n)[0]
-    for n in range(30):
-        alerts += report(linker, f"b{n}", ["payment:p2"], T0 + 100 + n)[0]
-    older, newer = (a.campaign_id for a in firing(alerts)[:1] + firing(alerts)[-1:])
-    assert older != newer
-    merged_alerts, memberships = report(linker, "bridge", ["payment:p1", "payment:p2"], T0 + 200)
+        report(linker, f"a{n}", ["payment:p1"], T0 + n)
+        report(linker, f"b{n}", ["payment:p2"], T0 + 100 + n)
+    alerts = linker.expire(T0 + 103 + HOLD)[0]  # both alerting: the newer formed at T0 + 103
+    older, newer = (alert.campaign_id for alert in sorted(firing(alerts), key=lambda alert: alert.first_seen))
+    merged_alerts, memberships = report(linker, "bridge", ["payment:p1", "payment:p2"], T0 + 103 + HOLD + 60)
     assert [c for c in linker.book.campaigns] == [older]
     resolved = [a for a in merged_alerts if a.status == "resolved"]
     assert [a.campaign_id for a in resolved] == [newer] and "merged into" in resolved[0].summary
@@ -131,47 +152,56 @@ def test_two_campaigns_sharing_a_payment_instrument_merge_and_the_older_id_survi
     assert {f"b{n}" for n in range(30)} <= {m.account_id for m in memberships}
 
 
-def test_campaigns_sharing_only_a_template_stay_apart_but_a_second_weak_kind_merges_them():
+def test_campaigns_sharing_only_a_template_others_also_use_stay_apart_but_a_second_weak_kind_merges_them():
     linker = CampaignLinker()
+    for n in range(10):  # an eval suite's users paste the template too: it is not the campaigns' own
+        report(linker, f"user{n}", ["template:t"], T0 + n, checked=4, harvest_like=0)
     for n in range(30):
-        report(linker, f"a{n}", ["payment:p1", "template:t"], T0 + n)
+        report(linker, f"a{n}", ["payment:p1", "template:t"], T0 + 10 + n)
         report(linker, f"b{n}", ["payment:p2", "template:t"], T0 + 50 + n)
     assert len(linker.book.campaigns) == 2
-    for n in range(3):
+    for n in range(4):  # a TLS fingerprint, like any shared weak attribute, links from eight harvesting accounts
         report(linker, f"a{n}", ["tls:x"], T0 + 100 + n)
         report(linker, f"b{n}", ["tls:x"], T0 + 110 + n)
     assert len(linker.book.campaigns) == 1
 
 
-def test_an_account_that_stops_harvesting_leaves_its_campaign():
-    linker = CampaignLinker()
+def proxy_campaign(linker: CampaignLinker) -> None:
+    """30 harvesting accounts behind one proxy range, alerting (membership is published only then)."""
     for n in range(30):
         report(linker, f"a{n}", ["network:proxy"], T0 + n)
+    assert firing(linker.expire(T0 + 3 + HOLD)[0])
+
+
+def test_an_account_that_stops_harvesting_leaves_its_campaign():
+    linker = CampaignLinker()
+    proxy_campaign(linker)
     assert "a3" in linker.book.campaign_of
-    _, memberships = report(linker, "a3", ["network:proxy"], T0 + 100, checked=6, harvest_like=1)
+    _, memberships = report(linker, "a3", ["network:proxy"], T0 + 2 * HOUR, checked=6, harvest_like=1)
     assert "a3" not in linker.book.campaign_of
     assert [(m.account_id, m.campaign_id) for m in memberships] == [("a3", None)]
 
 
 def test_an_account_leaves_when_it_stops_harvesting_even_after_its_attribute_stopped_linking():
     linker = CampaignLinker()
-    for n in range(30):
-        report(linker, f"a{n}", ["network:proxy"], T0 + n)
+    proxy_campaign(linker)
     for n in range(60):  # ordinary users arrive on the proxy: it no longer links anyone new
-        report(linker, f"user{n}", ["network:proxy"], T0 + 50 + n, checked=6, harvest_like=0)
+        report(linker, f"user{n}", ["network:proxy"], T0 + HOUR + n, checked=6, harvest_like=0)
     assert not linker.index.attributes["network:proxy"].linking
-    _, memberships = report(linker, "a3", ["network:proxy"], T0 + 200, checked=6, harvest_like=1)
+    _, memberships = report(linker, "a3", ["network:proxy"], T0 + 2 * HOUR, checked=6, harvest_like=1)
     assert "a3" not in linker.book.campaign_of
     assert [(m.account_id, m.campaign_id) for m in memberships] == [("a3", None)]
 
 
 def test_weak_attributes_no_campaign_took_are_forgotten_after_their_ttl():
     linker = CampaignLinker(CampaignPolicy(attribute_ttl_hours=1.0))
+    for n in range(5):  # ordinary accounts use the template too: it links, but joins no one on its own
+        report(linker, f"user{n}", ["template:t1"], T0 + n, checked=4, harvest_like=0)
     for n in range(30):  # a template that links harvesters, but no second kind ever joins them
-        report(linker, f"a{n}", ["template:t1"], T0 + n)
+        report(linker, f"a{n}", ["template:t1"], T0 + 10 + n)
     book = linker.book
     assert "template:t1" in book._weak_members and not book.campaigns
-    linker.expire(T0 + 2 * 3600)
+    linker.expire(T0 + 2 * HOUR)
     assert "template:t1" not in book._weak_members and "template:t1" not in book._weak_seen
 
 
@@ -191,9 +221,10 @@ def test_stale_attributes_expire_and_idle_campaigns_resolve():
     linker = CampaignLinker(policy)
     for n in range(30):
         report(linker, f"a{n}", ["payment:p1"], T0 + n)
+    assert firing(linker.expire(T0 + 3 + HOLD)[0])
     index: AttributeIndex = linker.index
     assert "payment:p1" in index.attributes
-    alerts, memberships = linker.expire(T0 + 3 * 3600)
+    alerts, memberships = linker.expire(T0 + 3 * HOUR)
     assert "payment:p1" not in index.attributes
     assert [a.status for a in alerts] == ["resolved"] and not linker.book.campaigns
     assert {m.campaign_id for m in memberships} == {None} and len(memberships) == 30
@@ -204,28 +235,39 @@ def alerting_campaign(linker: CampaignLinker, client: str = "tls:custom-client")
     alerts = []
     for n in range(30):
         alerts += report(linker, f"a{n}", ["payment:p1", client], T0 + n)[0]
+    alerts += linker.expire(T0 + 3 + HOLD)[0]
     assert firing(alerts)
     return alerts
 
 
-def test_a_harvesting_account_on_a_client_only_an_alerting_campaign_uses_joins_it_and_the_alert_says_why():
+def test_a_harvesting_account_on_a_client_only_a_campaigns_harvesters_use_joins_it():
+    """The client is exclusive (at least ten harvesting accounts, nearly no one else): it joins like a card."""
     linker = CampaignLinker()
     campaign = firing(alerting_campaign(linker))[0].campaign_id
-    alerts, memberships = report(linker, "lone", ["payment:own", "tls:custom-client"], T0 + 3600)
+    alerts, memberships = report(linker, "lone", ["payment:own", "tls:custom-client"], T0 + HOUR)
     assert linker.book.campaign_of["lone"] == campaign
     assert [(m.account_id, m.campaign_id) for m in memberships] == [("lone", campaign)]
-    sent = firing(alerts)[-1]
-    assert "lone" in sent.account_ids
-    assert sent.extra["joined_on_exclusive_attribute"] == [
-        {"attribute": "tls", "value_hash": "custom-client", "account_ids": ["lone"]}
-    ]
-    assert "1 of them share only one tls that no one but this campaign's harvesting accounts uses" in sent.summary
+    assert "lone" in firing(alerts)[-1].account_ids
+    listed_apart = firing(alerts)[-1].extra["joined_on_exclusive_attribute"]
+    assert [(item["attribute"], item["account_ids"]) for item in listed_apart] == [("tls", ["lone"])]
+    assert "share only one tls" in firing(alerts)[-1].summary
+
+
+def test_accounts_linked_before_their_client_became_exclusive_join_when_it_does():
+    """Accounts that share only a script's client set-up link from the eighth, and the set-up turns
+    exclusive with the tenth: from then on each new one joins outright, and the first nine, which
+    were waiting, join when the campaign (formed by the tenth to thirteenth) first alerts."""
+    linker = CampaignLinker()
+    for n in range(20):
+        report(linker, f"op{n}", [f"payment:own{n}", "setup:script"], T0 + n * 60)
+    alerts, _ = linker.expire(T0 + 12 * 60 + SMALL_HOLD)  # four members at T0 + 12 min
+    assert {f"op{n}" for n in range(20)} <= set(firing(alerts)[-1].account_ids)
 
 
 def test_an_ordinary_account_on_the_campaigns_client_is_not_joined():
     linker = CampaignLinker()
     alerting_campaign(linker)
-    report(linker, "user", ["payment:own", "tls:custom-client"], T0 + 3600, checked=4, harvest_like=0)
+    report(linker, "user", ["payment:own", "tls:custom-client"], T0 + HOUR, checked=4, harvest_like=0)
     assert "user" not in linker.book.campaign_of
 
 
@@ -234,28 +276,108 @@ def test_a_client_that_ordinary_accounts_also_use_joins_no_harvesting_account_on
     for n in range(10):
         report(linker, f"user{n}", ["tls:browser"], T0 + n, checked=4, harvest_like=0)
     alerting_campaign(linker, client="tls:browser")
-    report(linker, "lone", ["payment:own", "tls:browser"], T0 + 3600)
+    report(linker, "lone", ["payment:own", "tls:browser"], T0 + HOUR)
     assert "lone" not in linker.book.campaign_of
 
 
-def test_a_template_only_the_campaign_uses_joins_no_account_on_its_own():
-    """An eval suite pastes the same public extraction prompt: a template is never owned."""
+def test_a_harvesting_account_on_a_template_only_the_campaigns_harvesters_use_joins_it():
+    """Unlike a template that eval suites paste and ordinary accounts share, one that only a campaign's
+    (ten or more) harvesting accounts use is as good as their card."""
     linker = CampaignLinker()
-    alerting_campaign(linker, client="template:think-step-by-step")
-    report(linker, "eval", ["payment:own", "template:think-step-by-step"], T0 + 3600)
-    assert "eval" not in linker.book.campaign_of
+    campaign = firing(alerting_campaign(linker, client="template:think-step-by-step"))[0].campaign_id
+    report(linker, "lone", ["payment:own", "template:think-step-by-step"], T0 + HOUR)
+    assert linker.book.campaign_of["lone"] == campaign
 
 
-def test_accounts_on_the_client_before_the_campaign_alerts_join_when_it_does():
+def test_accounts_on_the_campaigns_client_before_it_alerts_are_published_with_its_first_alert():
+    """Automation acts on what on-call was paged for: no membership goes out while the alert is held."""
     linker = CampaignLinker()
+    memberships = []
     for n in range(10):
-        report(linker, f"a{n}", ["payment:p1", "tls:custom-client"], T0 + n)
+        memberships += report(linker, f"a{n}", ["payment:p1", "tls:custom-client"], T0 + n)[1]
     for n in range(3):
-        report(linker, f"lone{n}", [f"payment:own{n}", "tls:custom-client"], T0 + 20 + n)
-    assert not any(f"lone{n}" in linker.book.campaign_of for n in range(3))
-    alerts = []
+        memberships += report(linker, f"lone{n}", [f"payment:own{n}", "tls:custom-client"], T0 + 20 + n)[1]
     for n in range(10, 25):
-        alerts += report(linker, f"a{n}", ["payment:p1", "tls:custom-client"], T0 + 30 + n)[0]
-    sent = firing(alerts)
-    assert len(sent) == 1 and {"lone0", "lone1", "lone2"} <= set(sent[0].account_ids)
-    assert sent[0].extra["account_count"] == 28
+        memberships += report(linker, f"a{n}", ["payment:p1", "tls:custom-client"], T0 + 30 + n)[1]
+    assert not memberships
+    alerts, memberships = linker.expire(T0 + 3 + HOLD)
+    [sent] = firing(alerts)
+    assert {"lone0", "lone1", "lone2"} <= set(sent.account_ids) and sent.extra["account_count"] == 28
+    assert {m.account_id for m in memberships if m.campaign_id == sent.campaign_id} == set(sent.account_ids)
+
+
+def test_fragments_on_two_cards_that_merge_while_the_alert_is_held_are_paged_once():
+    """An operator's accounts on two cards, which a shared client set-up and creation hour join ten
+    minutes later: on-call sees one alert, not one per fragment and a 'merged into' after each."""
+    linker = CampaignLinker()
+    operator = paired(["setup:script", "cohort:h1"])
+    alerts = []
+    for n in range(4):
+        alerts += report(linker, f"a{n}", ["payment:p1", *operator], T0 + n)[0]
+    for n in range(4):
+        alerts += report(linker, f"b{n}", ["payment:p2", *operator], T0 + 600 + n)[0]
+    alerts += linker.expire(T0 + 3 + SMALL_HOLD)[0]
+    assert [a.status for a in alerts] == ["firing"]
+    assert set(alerts[0].account_ids) == {f"{fragment}{n}" for fragment in "ab" for n in range(4)}
+
+
+def test_a_campaign_of_fewer_than_25_accounts_is_paged_only_an_hour_after_it_formed():
+    linker = CampaignLinker()
+    for n in range(4):
+        report(linker, f"a{n}", ["payment:p1"], T0)
+    assert not firing(linker.expire(T0 + HOLD)[0])  # a large campaign would have been paged by now
+    assert not firing(linker.expire(T0 + SMALL_HOLD - 60)[0])
+    [sent] = firing(linker.expire(T0 + SMALL_HOLD)[0])
+    assert sent.extra["account_count"] == 4
+
+
+def test_an_account_active_long_before_its_attribute_began_linking_is_not_linked_by_it():
+    """A tutoring app with a history of its own shares a popular template and client with an operator
+    whose accounts arrive with the harvesting: an account first seen more than 6 h before the shared
+    attribute began linking is not linked by it, one first seen later is."""
+    linker = CampaignLinker()
+    shared = ["pair:popular-template+client"]
+    report(linker, "tutoring-app", shared, T0, first_seen=T0 - 7 * HOUR)
+    for n in range(8):  # with the app, eight harvesting accounts from op6 on: linking begins at T0 + 6
+        report(linker, f"op{n}", shared, T0 + n)
+    report(linker, "recent", shared, T0 + 20, first_seen=T0 - 5 * HOUR)
+    [campaign] = linker.book.campaigns.values()
+    assert set(campaign.members) == {f"op{n}" for n in range(8)} | {"recent"}
+
+
+def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_alone():
+    """A popular SDK's client set-up and a busy sign-up hour are each shared with many ordinary accounts;
+    an operator's accounts share both, and few others do."""
+    linker = CampaignLinker()
+    for n in range(40):
+        report(linker, f"sdk-user{n}", paired(["setup:sdk", f"cohort:c{n}"]), T0 + n, checked=4, harvest_like=0)
+        report(linker, f"sign-up{n}", paired([f"setup:s{n}", "cohort:h1"]), T0 + n, checked=4, harvest_like=0)
+    operator = paired(["setup:sdk", "cohort:h1"])
+    for n in range(9):  # fewer than min_exclusive_accounts: the pair joins them as a strong kind would
+        report(linker, f"op{n}", operator, T0 + 100 + n)
+    [sent] = firing(linker.expire(T0 + 107 + SMALL_HOLD)[0])  # formed with op7, at T0 + 107
+    assert set(sent.account_ids) == {f"op{n}" for n in range(9)}
+    assert [item["attribute"] for item in sent.extra["shared_attributes"]] == ["pair"]
+
+
+def test_an_account_with_no_harvest_shaped_request_is_never_linked_even_on_an_exclusive_attribute():
+    """On a template only harvesting accounts use, one harvest-shaped request in three links an account;
+    an account with none is never linked, though its share pulled towards the exclusive prior (2/5) passes."""
+    linker = CampaignLinker()
+    for n in range(20):
+        report(linker, f"a{n}", ["payment:p1", "template:t"], T0 + n)
+    report(linker, "quiet", ["payment:own1", "template:t"], T0 + 100, checked=1, harvest_like=0)
+    report(linker, "slow", ["payment:own2", "template:t"], T0 + 101, checked=3, harvest_like=1)
+    assert "quiet" not in linker.book.campaign_of
+    assert "slow" in linker.book.campaign_of
+
+
+def test_a_template_four_eval_pipelines_share_links_nobody_while_four_accounts_on_one_card_do():
+    """Eval pipelines of one team run the same suite and start harvest-shaped: an attribute that
+    unrelated customers share needs ``min_shared_accounts`` harvesting accounts, a card four."""
+    index = AttributeIndex()
+    links = []
+    for n in range(4):
+        links += index.observe(AttributeObservation("template:suite", f"eval{n}", T0 + n, 2, 2, 2, T0 + n))
+        links += index.observe(AttributeObservation("payment:card", f"a{n}", T0 + n, 2, 2, 2, T0 + n))
+    assert {(link.attribute, link.account_id) for link in links} == {("payment:card", f"a{n}") for n in range(4)}

@@ -11,7 +11,7 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, UpdatePacer
-from detector.detection.campaigns import AttributeObservation, Membership
+from detector.detection.campaigns import AttributeObservation, CampaignPolicy, Membership
 from detector.detection.core import Detector
 from detector.detection.records import request_to_json
 from detector.detection.stages import DetectStage, LinkStage, MergeStage, encode_membership
@@ -105,7 +105,7 @@ def test_link_and_merge_steps_turn_shared_payment_summaries_into_one_campaign_al
     merge = MergeStep(
         MergeStage(), SETTINGS, sink, AlertEncoder(SETTINGS, metrics), UpdatePacer(30.0), clock=lambda: clock[0]
     )
-    summaries = [AttributeObservation("payment:p1", f"a{n}", T0 + n * 60, 4, 4, 4) for n in range(40)]
+    summaries = [AttributeObservation("payment:p1", f"a{n}", T0 + n * 60, 4, 4, 4, T0) for n in range(40)]
 
     async def run():
         for start in (0, 30):  # two messages: the campaign alerts, then grows
@@ -120,6 +120,7 @@ def test_link_and_merge_steps_turn_shared_payment_summaries_into_one_campaign_al
     members = sink.to(SETTINGS.membership_topic)
     assert {m.key for m in members} == {f"a{n}".encode() for n in range(40)}
     assert all(orjson.loads(m.value)["campaign_id"] == campaign_alerts[0]["data"]["campaign_id"] for m in members)
+    # formed at its fourth account (T0 + 3 min), held 20 min once it counts 25 (T0 + 24 min): paged then
     assert [a["data"]["account_count"] for a in campaign_alerts] == [25]
     # grown to 35 ten event-time minutes after its first alert, the campaign is re-sent, but within
     # 30 s of wall time of the first one: the update waits for its turn
@@ -157,15 +158,21 @@ def test_when_links_stop_coming_the_merge_step_sends_the_last_growth_of_a_campai
     clock = [100.0]
     link = LinkStep(LinkStage(), SETTINGS, sink)
     merge = MergeStep(MergeStage(), SETTINGS, sink, AlertEncoder(SETTINGS, metrics), UpdatePacer(0.0), lambda: clock[0])
-    alerted = [AttributeObservation("payment:p1", f"a{n}", T0, 4, 4, 4) for n in range(25)]
-    elsewhere = [AttributeObservation("network:n9", "b", T0 + 900, 4, 0, 0)]  # the clock moves on
-    late = [AttributeObservation("payment:p1", f"a{n}", T0 + 60, 4, 4, 4) for n in range(25, 30)]
+    hold = CampaignPolicy().campaign_alert_hold_minutes * 60
+    alerted = [AttributeObservation("payment:p1", f"a{n}", T0, 4, 4, 4, T0) for n in range(25)]
+
+    def elsewhere(t: float) -> list[AttributeObservation]:  # the clock moves on
+        return [AttributeObservation("network:n9", "b", t, 4, 0, 0, T0)]
+
+    late = [AttributeObservation("payment:p1", f"a{n}", T0 + hold + 60, 4, 4, 4, T0) for n in range(25, 30)]
 
     def sizes() -> list[int]:
         return [orjson.loads(m.value)["data"]["account_count"] for m in sink.to(SETTINGS.alerts_topic)]
 
     async def run():
-        for observations in (alerted, elsewhere, late):
+        # the campaign alerts at the sweep that ends its hold; the clock moves ten minutes on, and then
+        # its last members' links arrive, late in event time
+        for observations in (alerted, elsewhere(T0 + hold), elsewhere(T0 + hold + 600), late):
             await link.handle(encode_observations(observations))
         for message in sink.to(SETTINGS.links_topic):
             await merge.handle(message.value)
