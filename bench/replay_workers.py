@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -19,15 +21,22 @@ import time
 from pathlib import Path
 
 
-def run_replay(records: Path, workers: int, alerts: Path) -> float:
-    """Wall seconds of one ``detector replay`` process (start-up included)."""
+def run_replay(records: Path, workers: int, alerts: Path) -> tuple[float, float]:
+    """Wall seconds of one ``detector replay`` process (start-up included), and the CPU seconds
+    it and its shards used: on a shared machine the second says whether a slow run lacked a core."""
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "detector.cli", "replay", str(records), "-o", str(alerts), "--workers", str(workers)],
         check=True,
         capture_output=True,
     )
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def dedup_keys(alerts: Path) -> set[str]:
@@ -38,19 +47,27 @@ def measure(records: Path, workers: int = 2, rounds: int = 3) -> dict:
     """Medians of ``rounds`` alternating runs of one worker and of ``workers``; lines per second and speed-up."""
     lines = sum(1 for line in records.open("rb") if line.strip())
     runs: dict[int, list[float]] = {1: [], workers: []}
+    cpu: dict[int, list[float]] = {1: [], workers: []}
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="replay-workers-") as folder:
         outputs = {count: Path(folder) / f"alerts-{count}.jsonl" for count in runs}
         for _ in range(rounds):
             for count in runs:
-                runs[count].append(run_replay(records, count, outputs[count]))
+                seconds, cpu_seconds = run_replay(records, count, outputs[count])
+                runs[count].append(seconds)
+                cpu[count].append(cpu_seconds)
         same_keys = dedup_keys(outputs[1]) == dedup_keys(outputs[workers])
     one, many = statistics.median(runs[1]), statistics.median(runs[workers])
     return {
         "lines": lines,
         "workers": workers,
         "rounds": rounds,
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
         "seconds_1": runs[1],
         f"seconds_{workers}": runs[workers],
+        "cpu_seconds_1": cpu[1],
+        f"cpu_seconds_{workers}": cpu[workers],
         "lines_per_s_1": lines / one,
         f"lines_per_s_{workers}": lines / many,
         "speed_up": one / many,
@@ -69,7 +86,8 @@ def main() -> int:
     print(
         f"replay: 1 worker {result['lines_per_s_1']:,.0f} lines/s, {args.workers} workers "
         f"{result[f'lines_per_s_{args.workers}']:,.0f} lines/s: {result['speed_up']:.2f} x "
-        f"(medians of {args.rounds} alternating runs; same dedup keys: {result['same_dedup_keys']})"
+        f"(medians of {args.rounds} alternating runs; same dedup keys: {result['same_dedup_keys']}; "
+        f"load average {result['load_average_at_start'][0]:.1f} at start)"
     )
     return 0 if result["same_dedup_keys"] else 1
 

@@ -230,9 +230,9 @@ def _shard_main(
             for number, line in numbered:
                 if not line.isspace():
                     lines += 1
-                    value = line.rstrip(b"\r\n")
-                    owner = _owner(value, shard.count)
+                    owner = _owner(line, shard.count)  # on the raw line: most lines are another shard's
                     if owner is None or owner == shard.index:
+                        value = line.rstrip(b"\r\n")
                         split = shard if owner is None else None
                         boundary = detector.sweeps.next_boundary
                         detected = stage.handle(value, topic=source_name, partition=None, offset=number, shard=split)
