@@ -752,9 +752,10 @@ class CampaignBook:
             )
         return survivor
 
-    def _review(self, campaign: Campaign, now: float, memberships: list[Membership]) -> list[Alert]:
-        """Alert when the campaign reaches its size, then again as it grows. Membership is published
-        only for alerting campaigns: automation acts on what on-call was paged for."""
+    def _review(self, campaign: Campaign, now: float, memberships: list[Membership], paced: bool = True) -> list[Alert]:
+        """Alert when the campaign reaches its size, then again as it grows (``paced``: at most every
+        ``min_resend_minutes`` of event time). Membership is published only for alerting campaigns:
+        automation acts on what on-call was paged for."""
         size = len(campaign.members)
         if size < self.policy.min_campaign_accounts:
             return []
@@ -763,7 +764,9 @@ class CampaignBook:
         if not campaign.open and now - campaign.qualified_at < self._hold_seconds(size):
             return []
         if campaign.open:
-            if size <= campaign.alerted_size or now - campaign.alerted_at < self.policy.min_resend_minutes * 60:
+            if size <= campaign.alerted_size or (
+                paced and now - campaign.alerted_at < self.policy.min_resend_minutes * 60
+            ):
                 return []
         else:
             memberships.extend(
@@ -788,6 +791,19 @@ class CampaignBook:
             else policy.small_campaign_hold_minutes
         )
         return minutes * 60.0
+
+    def resend_grown(self, now: float) -> tuple[list[Alert], list[Membership]]:
+        """Re-send the alerts of open campaigns that grew since their last one; nothing else. For a
+        pause in the links (a worker's feed that stops): the last growth goes out at once, unpaced in
+        event time (the worker paces updates in wall time). Safe off the sweep clock's boundaries:
+        held first alerts and idle resolutions wait for one, so a worker that sweeps whenever its
+        links pause names the same campaigns as replay."""
+        alerts: list[Alert] = []
+        memberships: list[Membership] = []
+        for campaign in list(self.campaigns.values()):
+            if campaign.open and len(campaign.members) > campaign.alerted_size:
+                alerts.extend(self._review(campaign, now, memberships, paced=False))
+        return alerts, memberships
 
     def expire_idle(self, now: float) -> tuple[list[Alert], list[Membership]]:
         """Resolve and forget campaigns without member activity for ``campaign_idle_hours``; re-send

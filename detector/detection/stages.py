@@ -207,7 +207,7 @@ class MergeStage:
         if self.watermark == self._swept_at:
             return Merged([], [])
         self._swept_at = self.watermark
-        return Merged(*self.book.expire_idle(self.watermark))
+        return Merged(*self.book.resend_grown(self.watermark))
 
     def snapshot(self) -> dict:
         """The campaign book, its open campaign alerts included, and the clock: plain data."""

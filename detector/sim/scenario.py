@@ -192,8 +192,10 @@ class Scenario:
             "pivot": "none",
             "timing": "scripted",
         }
+        # the lone extractor has its own network ranges and wording: paged alone, not merged into the cluster
         blatant = {**scripted, "size": "single", "accounts": 1, "rate": "burst", "client": "popular_sdk",
-                   "payment": "per_account", "schedule": "round_the_clock"}  # fmt: skip
+                   "network_sharing": "per_account", "payment": "per_account", "wording": ("plain_complete",),
+                   "capability": ("coding",), "schedule": "round_the_clock"}  # fmt: skip
         cluster = {**scripted, "size": "hundreds", "accounts": 150, "rate": "steady", "requests_per_account_day": 26.0,
                    "ramp_hours": 0.5, "client": "custom_client",
                    "payment": "hundreds_per_card", "creation": "batched", "account_age": "fresh",
