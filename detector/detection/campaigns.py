@@ -40,6 +40,9 @@ model the account sends to (a launch-day crowd shares it too, and links nobody: 
 STRONG_KINDS = frozenset({"payment", "network", "pair"})
 """Attributes that unrelated operators rarely share (see :class:`CampaignBook`); a ``pair`` is two
 weak attributes of different kinds held together (:func:`paired`), far more specific than either."""
+PASTED_KINDS = frozenset({"template"})
+"""Weak kinds that never join an account alone, however exclusive: a product or an eval suite pastes
+the same public prompt as an operator (the evidence is its being paired with something else)."""
 _SPECIFIC_KINDS = frozenset({"payment", "network"})
 """Kinds one customer rarely shares with another: a few harvesting accounts on one are enough."""
 PAIRED_KINDS = ("setup", "tls", "cohort", "pivot", "template")
@@ -560,7 +563,7 @@ class CampaignBook:
             campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
         elif kind in STRONG_KINDS:
             campaign = self._join_strong(link, memberships, alerts)
-        elif link.exclusive:  # a weak attribute nearly only harvesters use joins outright, and the alert says so
+        elif link.exclusive and kind not in PASTED_KINDS:  # nearly only harvesters use it: joins outright
             tied = link.account_id in self.campaign_of and link.account_id not in self._weakly_joined
             self._exclusive.add(link.attribute)
             campaign = self._join_strong(link, memberships, alerts)

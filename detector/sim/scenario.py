@@ -194,8 +194,8 @@ class Scenario:
         }
         # the lone extractor has its own network ranges and wording: paged alone, not merged into the cluster
         blatant = {**scripted, "size": "single", "accounts": 1, "rate": "burst", "client": "popular_sdk",
-                   "network_sharing": "per_account", "payment": "per_account", "wording": ("plain_complete",),
-                   "capability": ("coding",), "schedule": "round_the_clock"}  # fmt: skip
+                   "network_sharing": "per_account", "payment": "per_account", "capability": ("natural",),
+                   "schedule": "round_the_clock"}  # fmt: skip
         cluster = {**scripted, "size": "hundreds", "accounts": 150, "rate": "steady", "requests_per_account_day": 26.0,
                    "ramp_hours": 0.5, "client": "custom_client",
                    "payment": "hundreds_per_card", "creation": "batched", "account_age": "fresh",

@@ -110,12 +110,14 @@ def client_options(pki: Path, protocol: str, mechanism: str | None) -> dict:
 
 @pytest.fixture(scope="module")
 def blatant_traffic() -> tuple[list[tuple[bytes, bytes]], str]:
-    """~4k records of five ordinary accounts and one blatant extractor, and that extractor's id."""
+    """~2k records of a few dozen ordinary accounts and one blatant extractor, and that extractor's id."""
+    blatant = {**Scenario.demo(seed=5).plans[0], "wording": ("reasoning",), "capability": ("math",)}
     scenario = dataclasses.replace(
         Scenario.demo(seed=5),
         duration_hours=3.0,
         scale=0.01,
-        campaigns=1,  # the demo's first plan: one blatant extractor
+        campaigns=1,
+        plans=(blatant,),  # asks for its reasoning too: paged well above the threshold, not at its edge
         campaign_start_hours=0.5,
         new_model_release_hours=2.0,
     )

@@ -280,13 +280,13 @@ def test_a_client_that_ordinary_accounts_also_use_joins_no_harvesting_account_on
     assert "lone" not in linker.book.campaign_of
 
 
-def test_a_harvesting_account_on_a_template_only_the_campaigns_harvesters_use_joins_it():
-    """Unlike a template that eval suites paste and ordinary accounts share, one that only a campaign's
-    (ten or more) harvesting accounts use is as good as their card."""
+def test_a_template_only_the_campaigns_harvesters_use_joins_no_account_on_its_own():
+    """Unlike a client, a template is pasted: a product or an eval suite sends the same public prompt
+    as an operator, so even one that only a campaign's harvesting accounts used joins nobody alone."""
     linker = CampaignLinker()
-    campaign = firing(alerting_campaign(linker, client="template:think-step-by-step"))[0].campaign_id
+    alerting_campaign(linker, client="template:think-step-by-step")
     report(linker, "lone", ["payment:own", "template:think-step-by-step"], T0 + HOUR)
-    assert linker.book.campaign_of["lone"] == campaign
+    assert "lone" not in linker.book.campaign_of
 
 
 def test_accounts_on_the_campaigns_client_before_it_alerts_are_published_with_its_first_alert():
@@ -361,13 +361,13 @@ def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_a
 
 
 def test_an_account_with_no_harvest_shaped_request_is_never_linked_even_on_an_exclusive_attribute():
-    """On a template only harvesting accounts use, one harvest-shaped request in three links an account;
+    """On a client only harvesting accounts use, one harvest-shaped request in three links an account;
     an account with none is never linked, though its share pulled towards the exclusive prior (2/5) passes."""
     linker = CampaignLinker()
     for n in range(20):
-        report(linker, f"a{n}", ["payment:p1", "template:t"], T0 + n)
-    report(linker, "quiet", ["payment:own1", "template:t"], T0 + 100, checked=1, harvest_like=0)
-    report(linker, "slow", ["payment:own2", "template:t"], T0 + 101, checked=3, harvest_like=1)
+        report(linker, f"a{n}", ["payment:p1", "tls:custom-client"], T0 + n)
+    report(linker, "quiet", ["payment:own1", "tls:custom-client"], T0 + 100, checked=1, harvest_like=0)
+    report(linker, "slow", ["payment:own2", "tls:custom-client"], T0 + 101, checked=3, harvest_like=1)
     assert "quiet" not in linker.book.campaign_of
     assert "slow" in linker.book.campaign_of
 
