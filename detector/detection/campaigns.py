@@ -296,11 +296,12 @@ class AttributeIndex:
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
         policy = self.policy
-        state = self.attributes.get(observation.attribute)
+        # re-inserted on every observation: the dict's order is least recently seen first, so
+        # expiry reads only its stale front
+        state = self.attributes.pop(observation.attribute, None)
         if state is None:
-            state = self.attributes[observation.attribute] = _AttributeState(
-                observation.timestamp, observation.timestamp
-            )
+            state = _AttributeState(observation.timestamp, observation.timestamp)
+        self.attributes[observation.attribute] = state
         state.last_seen = max(state.last_seen, observation.timestamp)
         account = observation.account_id
         previous = state.members.get(account)
@@ -434,10 +435,15 @@ class AttributeIndex:
     def expire(self, now: float) -> int:
         """Forget attributes idle for ``attribute_ttl_hours``; how many were dropped."""
         cutoff = now - self.policy.attribute_ttl_hours * 3600.0
-        stale = [key for key, state in self.attributes.items() if state.last_seen < cutoff]
-        for key in stale:
-            del self.attributes[key]
-        return len(stale)
+        attributes = self.attributes
+        dropped = 0
+        while attributes:
+            key = next(iter(attributes))
+            if attributes[key].last_seen >= cutoff:
+                break
+            del attributes[key]
+            dropped += 1
+        return dropped
 
 
 @dataclass(slots=True)
