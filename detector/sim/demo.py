@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -23,6 +24,7 @@ from aiokafka import AIOKafkaConsumer
 
 from detector.sim.broker import EmbeddedBroker, acreate_topics, free_loopback_port
 from detector.sim.produce import produce_records
+from detector.sim.traffic import labels
 
 INPUT, ALERTS, DLQ = "llm.requests", "llm.alerts", "llm.requests.dlq"
 PARTITIONS = 4
@@ -123,11 +125,12 @@ async def _run(duration: float, seed: int, rate: float, workdir: Path) -> int:
         )
         print(f"demo: broker {bootstrap}; worker pid {worker.pid} (log {workdir / 'worker.log'})")
         print(f"demo: metrics at http://127.0.0.1:{metrics_port}/metrics")
+        accounts = Counter(label["family"] for label in labels(scenario)["accounts"].values())
         print(
-            f"demo: feeding {scenario.duration_hours:g} h of simulated traffic ({scenario.ordinary_accounts} "
-            f"ordinary accounts, 1 blatant extractor, a {scenario.low_and_slow_accounts}-account low-and-slow "
-            f"cluster from hour {scenario.campaign_start_hours:g}) at {rate:,.0f} records/s; stops after "
-            f"{duration:g} s or Ctrl-C\n"
+            f"demo: feeding {scenario.duration_hours:g} h of simulated traffic ({sum(accounts.values()):,} "
+            f"accounts: {accounts['ordinary_chat']:,} ordinary chat users and other customers, 1 blatant "
+            f"extractor, a {accounts['low_and_slow']}-account low-and-slow cluster from hour "
+            f"{scenario.campaign_start_hours:g}) at {rate:,.0f} records/s; stops after {duration:g} s or Ctrl-C\n"
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
