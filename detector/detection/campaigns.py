@@ -270,6 +270,9 @@ class _AttributeState:
     """Accounts beyond ``attribute_member_cap``: counted, not remembered."""
 
 
+_ATTRIBUTE_FIELDS = tuple(field.name for field in dataclasses.fields(_AttributeState))
+
+
 class AttributeIndex:
     """Stage 2: which accounts share each attribute, and when that sharing is a link."""
 
@@ -384,53 +387,23 @@ class AttributeIndex:
         return links
 
     def snapshot(self) -> dict:
-        """Every attribute's members and running totals, as plain data (lists, dicts, numbers)."""
+        """Every attribute's members and running totals, as plain data: each attribute's fields in
+        :class:`_AttributeState` order, its linked accounts a sorted list."""
         return {
             attribute: [
-                state.first_seen,
-                state.last_seen,
-                {account: list(reported) for account, reported in state.members.items()},
-                sorted(state.linked),
-                state.checked,
-                state.harvest_like,
-                state.harvesting_accounts,
-                state.linking,
-                state.extra_members,
-                state.linking_since,
-                state.exclusive,
+                sorted(value) if isinstance(value, set) else value
+                for value in (getattr(state, name) for name in _ATTRIBUTE_FIELDS)
             ]
             for attribute, state in self.attributes.items()
         }
 
     def restore(self, state: dict) -> None:
-        self.attributes = {
-            attribute: _AttributeState(
-                first_seen,
-                last_seen,
-                {account: tuple(reported) for account, reported in members.items()},
-                set(linked),
-                checked,
-                harvest_like,
-                harvesting_accounts,
-                linking,
-                extra_members,
-                linking_since,
-                exclusive,
-            )
-            for attribute, (
-                first_seen,
-                last_seen,
-                members,
-                linked,
-                checked,
-                harvest_like,
-                harvesting_accounts,
-                linking,
-                extra_members,
-                linking_since,
-                exclusive,
-            ) in state.items()
-        }
+        self.attributes = {}
+        for attribute, values in state.items():
+            fields = dict(zip(_ATTRIBUTE_FIELDS, values, strict=True))
+            fields["members"] = {account: tuple(reported) for account, reported in fields["members"].items()}
+            fields["linked"] = set(fields["linked"])
+            self.attributes[attribute] = _AttributeState(**fields)
 
     def expire(self, now: float) -> int:
         """Forget attributes idle for ``attribute_ttl_hours``; how many were dropped."""
