@@ -32,8 +32,10 @@ from prometheus_client import CollectorRegistry
 from detector.detection.alerting import UpdatePacer
 from detector.detection.core import Detector
 from detector.detection.stages import DetectStage, LinkStage, MergeStage
+from detector.stream.broker_health import BrokerMonitor, Watchdog, WorkerHealth
 from detector.stream.config import Settings
 from detector.stream.handover import AccountHandover
+from detector.stream.lag import InputProgress
 from detector.stream.metrics import DetectorMetrics
 from detector.stream.state import load as load_state
 from detector.stream.steps import AlertEncoder, DetectStep, LinkStep, MergeStep, Snapshots
@@ -47,6 +49,8 @@ FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
 fetches; 8 MiB gave +39% with envelopes in the bench (docs/performance.md)."""
 OBSERVATION_FLUSH_SECONDS = 0.5
 """Account summaries wait at most this long for the link stage (see ``steps.OBSERVATION_BATCH``)."""
+HEALTH_CHECK_SECONDS = 1.0
+"""How often the broker is asked whether it answers, and the input lag and watchdog updated."""
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -183,6 +187,7 @@ class WorkerPieces:
     snapshots: Snapshots
     handover: AccountHandover
     profile_sender: ProfileSender
+    health: WorkerHealth
 
 
 class DetectorApp(faust.App):
@@ -348,6 +353,11 @@ def create_app(
         snapshots=Snapshots(settings, detect, handover, metrics),
         handover=handover,
         profile_sender=profile_sender,
+        health=WorkerHealth(
+            BrokerMonitor(settings, metrics.broker_up),
+            InputProgress(metrics.input_lag_records, metrics.input_lag_seconds),
+            Watchdog(settings.stall_timeout_s),
+        ),
     )
     _run_pieces(app, settings, topics, metrics)
     return app
@@ -370,18 +380,21 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
         consumer.subscribe(
             [settings.input_topic], listener=HandOverOnRebalance(app, topics[settings.state_topic], metrics)
         )
+        pieces.health.input.watch(consumer)
         await consumer.start()
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=1000)
                 if not batches:
                     continue
+                pieces.health.input.fetched(batches)
                 await pieces.detect.handle_batch(batches)
                 await app.producer.flush()
                 try:
                     await consumer.commit()
                 except CommitFailedError:  # a rebalance took the partitions: their new owner re-reads the batch
                     log.warning("detect: offsets not committed, partitions were reassigned during the batch")
+                pieces.health.input.processed(batches)
         finally:
             await consumer.stop()
 
@@ -415,6 +428,11 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
         finally:
             await consumer.stop()
 
+    @app.timer(interval=HEALTH_CHECK_SECONDS)
+    async def check_health():
+        """Broker up or down, input lag; raises (the worker ends, exit status 1) on a stall."""
+        await pieces.health.check()
+
     @app.timer(interval=5.0)
     async def refresh_gauges():
         pieces.detect.refresh_gauges()
@@ -430,4 +448,5 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
         await pieces.merge.drain()
         await pieces.snapshots.take()
         await pieces.profile_sender.stop()
+        await pieces.health.broker.close()
         await app.producer.flush()

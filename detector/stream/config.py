@@ -65,6 +65,9 @@ class Settings:
     runbook_url: str = "https://github.com/distillation-detector/detector/blob/main/docs/runbook.md"
     policy_file: str = ""
     """Optional JSON overriding :class:`~detector.detection.policy.DetectionPolicy` defaults."""
+    stall_timeout_s: float = 120.0
+    """The worker ends itself (exit status 1, with the reason) when it has processed no input record
+    for this long while records wait and the broker answers, so that its supervisor restarts it (0: never)."""
     log_level: str = "info"
 
     def __post_init__(self):
@@ -97,6 +100,8 @@ class Settings:
             raise ConfigError(
                 f"DETECTOR_CAMPAIGN_UPDATE_INTERVAL_S: expected seconds >= 0; got {self.campaign_update_interval_s}"
             )
+        if self.stall_timeout_s < 0:
+            raise ConfigError(f"DETECTOR_STALL_TIMEOUT_S: expected seconds >= 0; got {self.stall_timeout_s}")
         if self.policy_file and not Path(self.policy_file).is_file():
             raise ConfigError(f"DETECTOR_POLICY_FILE: no such file {self.policy_file!r}")
 
@@ -152,6 +157,11 @@ class Settings:
     def attributes_topic(self) -> str:
         """Internal, keyed by attribute: account summaries for the attribute stage."""
         return f"{self.app_id}-account-attributes"
+
+    @property
+    def partitioned_topics(self) -> dict[str, int]:
+        """Internal topics the worker writes to by partition number, with the count each must have."""
+        return {self.attributes_topic: self.partitions, self.links_topic: 1, self.state_topic: self.partitions}
 
     @property
     def bootstrap_servers(self) -> str:

@@ -228,7 +228,6 @@ class DetectStep:
         metrics.open_alerts.set(len(detector.alerts.open))
         if detector.watermark > 0:
             metrics.watermark.set(detector.watermark)
-            metrics.event_lag.set(time.time() - detector.watermark)
 
 
 class LinkStep:
