@@ -18,7 +18,9 @@ Topology (every stage a named piece of ``detector/stream/steps.py`` around a han
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import faust
@@ -203,6 +205,21 @@ class DetectorApp(faust.App):
         super().__init__(id, **options)
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.metrics_registry = metrics_registry
+        self.early_tasks: list[Callable[[], Awaitable]] = []
+        """Started with the app, not after Faust's own group has joined as ``@app.task``s are: a
+        consumer group join took 15 s on the embedded broker (half the session timeout), and the
+        input consumer's join waited for Faust's (``bench/start_time.py``). They must await
+        :attr:`fully_started` before they touch Faust's producer or topics."""
+        self.fully_started = asyncio.Event()
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for task in self.early_tasks:
+            self.add_future(task())
+
+    async def on_started(self) -> None:
+        await super().on_started()
+        self.fully_started.set()
 
 
 class FaustSink:
@@ -296,6 +313,9 @@ class HandOverOnRebalance(ConsumerRebalanceListener):
         self.metrics = metrics
 
     async def on_partitions_revoked(self, revoked):
+        if not revoked:  # before the first join: nothing to hand over, and Faust's producer may not run yet
+            return
+        await self.app.fully_started.wait()
         pieces = self.app.pieces
         published = await pieces.handover.on_revoked(tp.partition for tp in revoked)
         await pieces.profile_sender.flush()  # the next owner reads them as soon as it is assigned
@@ -303,6 +323,7 @@ class HandOverOnRebalance(ConsumerRebalanceListener):
         self.metrics.accounts_published.inc(published)
 
     async def on_partitions_assigned(self, assigned):
+        await self.app.fully_started.wait()  # the group may be joined before Faust's producer runs
         await self.state_topic.maybe_declare()
         self.metrics.accounts_adopted.inc(await self.app.pieces.handover.on_assigned(tp.partition for tp in assigned))
 
@@ -367,7 +388,6 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
     """The agents, tasks and timers that feed the pieces."""
     pieces = app.pieces
 
-    @app.task
     async def detect():
         """The per-account stage reads the input in batches with a plain aiokafka consumer.
 
@@ -381,7 +401,8 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
             [settings.input_topic], listener=HandOverOnRebalance(app, topics[settings.state_topic], metrics)
         )
         pieces.health.input.watch(consumer)
-        await consumer.start()
+        await consumer.start()  # the group join goes on in the background, beside Faust's
+        await app.fully_started.wait()
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=1000)
@@ -397,6 +418,8 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
                 pieces.health.input.processed(batches)
         finally:
             await consumer.stop()
+
+    app.early_tasks.append(detect)
 
     @app.timer(interval=OBSERVATION_FLUSH_SECONDS)
     async def flush_observations():

@@ -48,8 +48,9 @@ class Settings:
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
-    session_timeout_s: float = 30.0
-    """Consumer-group session timeout: how long a dead worker keeps its partitions."""
+    session_timeout_s: float = 10.0
+    """Consumer-group session timeout: how long a dead worker keeps its partitions (the time a
+    restart after a crash waits; the embedded broker also waits half of it before a first join)."""
     fetch_max_wait_ms: int = 100
     """Longest a fetch waits on the broker for records; each agent hop can wait this long
     (Faust hard-codes 1,500 ms: campaign alerts cross three hops)."""
