@@ -150,6 +150,12 @@ class EmbeddedBroker:
     * ``require_authentication`` starts Tansu with its own ``--authentication``: it then refuses every
       client's credentials, as it can store none; the worker's start-up error is tested against that.
 
+    Outages, for the tests of a worker that loses its broker: with ``interruptible``, clients reach
+    the broker through a plain front on :attr:`port` too. :meth:`interrupt` closes the front (every
+    connection dropped, new ones refused, as when a broker process dies) and :meth:`resume` opens it
+    again on the same port, the broker's topics, offsets and groups intact, as a broker restarted on
+    its own disk has them. (Stopping the in-memory broker itself would lose everything it stored.)
+
     Usage::
 
         with EmbeddedBroker() as broker:
@@ -167,9 +173,13 @@ class EmbeddedBroker:
         sasl_users: Mapping[str, str] | None = None,
         tls: TlsServerFiles | None = None,
         require_authentication: bool = False,
+        interruptible: bool = False,
     ) -> None:
-        if require_authentication and (sasl_users is not None or tls is not None):
-            raise BrokerError("require_authentication is Tansu's own check; it cannot sit behind sasl_users or tls")
+        if require_authentication and (sasl_users is not None or tls is not None or interruptible):
+            raise BrokerError(
+                "require_authentication is Tansu's own check; it cannot sit behind a front "
+                "(sasl_users, tls or interruptible)"
+            )
         self.port = port
         self.log_path = Path(log_path) if log_path is not None else None
         self.log_level = log_level
@@ -178,12 +188,14 @@ class EmbeddedBroker:
         self.sasl_users = dict(sasl_users) if sasl_users is not None else None
         self.tls = tls
         self.require_authentication = require_authentication
+        self.interruptible = interruptible
         self._process: subprocess.Popen[bytes] | None = None
         self._front: SecureFront | None = None
+        self._broker_port: int | None = None
 
     @property
     def _fronted(self) -> bool:
-        return self.sasl_users is not None or self.tls is not None
+        return self.sasl_users is not None or self.tls is not None or self.interruptible
 
     @property
     def bootstrap(self) -> str:
@@ -229,7 +241,22 @@ class EmbeddedBroker:
             f"its log ({self.log_path}) ends with:\n{self._log_tail()}"
         )
 
+    def interrupt(self) -> None:
+        """Drop every client connection and refuse new ones until :meth:`resume` (``interruptible`` only)."""
+        if not self.interruptible or self._front is None:
+            raise BrokerError("interrupt() needs a running broker started with interruptible=True")
+        self._front.stop()
+        self._front = None
+
+    def resume(self) -> None:
+        """Accept clients again on the same port, after :meth:`interrupt`."""
+        if not self.interruptible or self._broker_port is None or not self.running:
+            raise BrokerError("resume() needs a running broker started with interruptible=True")
+        if self._front is None:
+            self._start_front(self._broker_port)
+
     def _start_front(self, broker_port: int) -> None:
+        self._broker_port = broker_port
         self._front = SecureFront(port=self.port, upstream_port=broker_port, users=self.sasl_users, tls=self.tls)
         try:
             self._front.start()

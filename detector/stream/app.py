@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import faust
@@ -42,9 +43,11 @@ from prometheus_client import CollectorRegistry
 from detector.detection.alerting import UpdatePacer
 from detector.detection.core import Detector
 from detector.detection.stages import DetectStage, OrderedCampaigns
+from detector.stream.broker_health import BrokerMonitor, Watchdog, WorkerHealth
 from detector.stream.checkpoints import Checkpoint, CheckpointReader, checkpoint_messages
 from detector.stream.config import Settings
-from detector.stream.handover import AccountHandover
+from detector.stream.handover import AccountHandover, stop_quietly
+from detector.stream.lag import InputProgress
 from detector.stream.metrics import DetectorMetrics
 from detector.stream.state import load as load_state
 from detector.stream.steps import AlertEncoder, CampaignStep, DetectStep, InputOrder, Snapshots
@@ -58,6 +61,8 @@ FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
 fetches; 8 MiB gave +39% with envelopes in the bench (docs/performance.md)."""
 OBSERVATION_FLUSH_SECONDS = 0.5
 """Account summaries wait at most this long for the campaign stage (see ``steps.OBSERVATION_BATCH``)."""
+HEALTH_CHECK_SECONDS = 1.0
+"""How often the broker is asked whether it answers, and the input lag and watchdog updated."""
 BUFFERED_MESSAGES = 4 * DETECT_BATCH
 """Fetched messages a partition may hold waiting for slower ones before its fetching pauses."""
 
@@ -196,6 +201,7 @@ class WorkerPieces:
     handover: AccountHandover
     profile_sender: ProfileSender
     order: InputOrder
+    health: WorkerHealth
 
 
 class DetectorApp(faust.App):
@@ -211,6 +217,21 @@ class DetectorApp(faust.App):
         super().__init__(id, **options)
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.metrics_registry = metrics_registry
+        self.early_tasks: list[Callable[[], Awaitable]] = []
+        """Started with the app, not after Faust's own group has joined as ``@app.task``s are: a
+        consumer group join took 15 s on the embedded broker (half the session timeout), and the
+        input consumer's join waited for Faust's (``bench/start_time.py``). They must await
+        :attr:`fully_started` before they touch Faust's producer or topics."""
+        self.fully_started = asyncio.Event()
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for task in self.early_tasks:
+            self.add_future(task())
+
+    async def on_started(self) -> None:
+        await super().on_started()
+        self.fully_started.set()
 
 
 class FaustSink:
@@ -310,6 +331,9 @@ class HandOverOnRebalance(ConsumerRebalanceListener):
         self.metrics = metrics
 
     async def on_partitions_revoked(self, revoked):
+        if not revoked:  # before the first join: nothing to hand over, and Faust's producer may not run yet
+            return
+        await self.app.fully_started.wait()
         pieces = self.app.pieces
         partitions = [tp.partition for tp in revoked]
         pieces.order.pauses += 1
@@ -328,6 +352,7 @@ class HandOverOnRebalance(ConsumerRebalanceListener):
         await _commit(self.consumer, offsets)
 
     async def on_partitions_assigned(self, assigned):
+        await self.app.fully_started.wait()  # the group may be joined before Faust's producer runs
         await self.state_topic.maybe_declare()
         pieces = self.app.pieces
         pieces.order.pauses += 1  # the new partitions' messages wait for their accounts' profiles
@@ -371,12 +396,14 @@ class CampaignCheckpoints(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked):
         if self.owned and self._partition() in revoked:
+            await self.app.fully_started.wait()
             await self.save()
             self.owned = False
 
     async def on_partitions_assigned(self, assigned):
         if self._partition() not in assigned:
             return
+        await self.app.fully_started.wait()
         checkpoint = await self._read()
         step = self.app.pieces.campaign
         step.stage = OrderedCampaigns(step.stage.merger.partitions, step.stage.stages.link.index.policy)
@@ -412,7 +439,7 @@ class CampaignCheckpoints(ConsumerRebalanceListener):
                 if not batches and await consumer.position(partition) >= end:
                     break
         finally:
-            await consumer.stop()
+            await stop_quietly(consumer)
         return reader.latest()
 
     async def save(self) -> None:
@@ -476,6 +503,11 @@ def create_app(
         handover=handover,
         profile_sender=profile_sender,
         order=InputOrder(),
+        health=WorkerHealth(
+            BrokerMonitor(settings, metrics.broker_up),
+            InputProgress(metrics.input_lag_records, metrics.input_lag_seconds),
+            Watchdog(settings.stall_timeout_s),
+        ),
     )
     _run_pieces(app, settings, topics, metrics)
     return app
@@ -486,16 +518,7 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
     pieces = app.pieces
     consumers: dict[str, AIOKafkaConsumer] = {}
     checkpoints: list[CampaignCheckpoints] = []
-    declared = asyncio.Lock()
 
-    async def declare_topics_once() -> None:
-        """Create the internal topics before any consumer subscribes (a subscription would create them
-        with the broker's default partitions)."""
-        async with declared:
-            for topic in topics.values():
-                await topic.maybe_declare()
-
-    @app.task
     async def detect():
         """The per-account stage reads the input in batches with a plain aiokafka consumer.
 
@@ -505,13 +528,14 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
         (:class:`~detector.stream.steps.InputOrder`); offsets are committed only by checkpoints
         (:func:`checkpoint`) and when a partition leaves.
         """
-        await declare_topics_once()
         consumer = consumers["detect"] = input_consumer(settings)
         consumer.subscribe(
             [settings.input_topic],
             listener=HandOverOnRebalance(app, consumer, topics[settings.state_topic], metrics),
         )
-        await consumer.start()
+        pieces.health.input.watch(consumer)
+        await consumer.start()  # the group join goes on in the background, beside Faust's
+        await app.fully_started.wait()
         order, step = pieces.order, pieces.detect
         try:
             while True:
@@ -523,13 +547,7 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
                 for source in consumer.assignment():
                     order.note_position(source.partition, await consumer.position(source), consumer.highwater(source))
                 handled = await step.handle_ordered(order, settings.input_topic)
-                log.debug(
-                    "DBG handled %d queues=%s fetched=%s hw=%s",
-                    handled,
-                    {p: len(q) for p, q in order.queues.items()},
-                    order.fetched_to,
-                    order.highwater,
-                )
+                pieces.health.input.took(order.oldest_waiting(), order.processed_to, handled)
                 for source in consumer.assignment():
                     buffered = order.buffered(source.partition)
                     if buffered >= BUFFERED_MESSAGES:
@@ -539,20 +557,21 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
         finally:
             await consumer.stop()
 
+    app.early_tasks.append(detect)
+
     @app.timer(interval=OBSERVATION_FLUSH_SECONDS)
     async def flush_summaries():
         await pieces.detect.flush_summaries(pieces.order)
 
-    @app.task
     async def campaigns():
         """The campaign stage: one worker at a time owns the summaries partition; its state follows
         the partition through checkpoints, and its offsets are those the checkpoints cover."""
-        await declare_topics_once()
         consumer = input_consumer(settings, settings.campaign_group)
         listener = CampaignCheckpoints(app, settings, consumer)
         checkpoints.append(listener)
         consumer.subscribe([settings.summaries_topic], listener=listener)
         await consumer.start()
+        await app.fully_started.wait()
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
@@ -566,6 +585,8 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
         finally:
             await consumer.stop()
 
+    app.early_tasks.append(campaigns)
+
     @app.timer(interval=1.0)
     async def send_waiting_campaign_updates():
         await pieces.campaign.send_due()
@@ -574,7 +595,6 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
     async def follow_news():
         """Every worker reads the whole news topic (no consumer group): membership changes, and the
         campaign clock that lets this worker's account alert decisions go out."""
-        await declare_topics_once()
         consumer = groupless_consumer(settings, settings.news_topic)
         await consumer.start()
         try:
@@ -582,6 +602,11 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
                 await pieces.detect.apply_news(message.key, message.value)
         finally:
             await consumer.stop()
+
+    @app.timer(interval=HEALTH_CHECK_SECONDS)
+    async def check_health():
+        """Broker up or down, input lag; raises (the worker ends, exit status 1) on a stall."""
+        await pieces.health.check()
 
     @app.timer(interval=5.0)
     async def refresh_gauges():
@@ -612,4 +637,5 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
         await pieces.campaign.drain()
         await checkpoint()
         await pieces.profile_sender.stop()
+        await pieces.health.broker.close()
         await app.producer.flush()

@@ -48,8 +48,9 @@ class Settings:
     ssl_cafile: str = ""
     ssl_certfile: str = ""
     ssl_keyfile: str = ""
-    session_timeout_s: float = 30.0
-    """Consumer-group session timeout: how long a dead worker keeps its partitions."""
+    session_timeout_s: float = 10.0
+    """Consumer-group session timeout: how long a dead worker keeps its partitions (the time a
+    restart after a crash waits; the embedded broker also waits half of it before a first join)."""
     fetch_max_wait_ms: int = 100
     """Longest a fetch waits on the broker for records; each agent hop can wait this long
     (Faust hard-codes 1,500 ms: campaign alerts cross three hops)."""
@@ -65,6 +66,9 @@ class Settings:
     runbook_url: str = "https://github.com/distillation-detector/detector/blob/main/docs/runbook.md"
     policy_file: str = ""
     """Optional JSON overriding :class:`~detector.detection.policy.DetectionPolicy` defaults."""
+    stall_timeout_s: float = 120.0
+    """The worker ends itself (exit status 1, with the reason) when it has processed no input record
+    for this long while records wait and the broker answers, so that its supervisor restarts it (0: never)."""
     log_level: str = "info"
 
     def __post_init__(self):
@@ -97,6 +101,8 @@ class Settings:
             raise ConfigError(
                 f"DETECTOR_CAMPAIGN_UPDATE_INTERVAL_S: expected seconds >= 0; got {self.campaign_update_interval_s}"
             )
+        if self.stall_timeout_s < 0:
+            raise ConfigError(f"DETECTOR_STALL_TIMEOUT_S: expected seconds >= 0; got {self.stall_timeout_s}")
         if self.policy_file and not Path(self.policy_file).is_file():
             raise ConfigError(f"DETECTOR_POLICY_FILE: no such file {self.policy_file!r}")
 
@@ -163,6 +169,33 @@ class Settings:
     def campaign_state_topic(self) -> str:
         """Internal, one partition, compacted: checkpoints of the campaign stage."""
         return f"{self.app_id}-campaign-state"
+
+    @property
+    def partitioned_topics(self) -> dict[str, int]:
+        """Internal topics the worker writes to by partition number, with the count each must have."""
+        return {
+            self.summaries_topic: 1,
+            self.news_topic: 1,
+            self.campaign_state_topic: 1,
+            self.state_topic: self.partitions,
+        }
+
+    @property
+    def internal_topics(self) -> dict[str, tuple[int, dict[str, str]]]:
+        """Every topic the worker writes, with its partition count and topic configs: the preflight
+        creates those missing before any consumer subscribes (a subscription would create them with
+        the broker's default partition count)."""
+        compact = {"cleanup.policy": "compact"}
+        ttl_ms = str(int(self.policy().account_ttl_hours * 3600 * 1000))
+        return {
+            self.alerts_topic: (self.partitions, {}),
+            self.dlq_topic: (self.partitions, {}),
+            self.membership_topic: (self.partitions, compact),
+            self.summaries_topic: (1, {}),
+            self.news_topic: (1, compact),
+            self.campaign_state_topic: (1, compact),
+            self.state_topic: (self.partitions, {"cleanup.policy": "compact,delete", "retention.ms": ttl_ms}),
+        }
 
     @property
     def bootstrap_servers(self) -> str:

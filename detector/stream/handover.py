@@ -41,6 +41,21 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(AccountProfile).decode
 
 
+async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """``consumer.stop()``, but for the ``CancelledError`` aiokafka raises from it when the broker was
+    unreachable: its fetcher re-raises the cancellation of its own retrying fetch. Out of a rebalance
+    listener, that error ended the detect consumer's group coordination, and the worker read nothing
+    more after the broker came back. A cancellation of the caller itself still propagates.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("a state reader stopped while the broker was unreachable")
+
+
 class AccountHandover:
     """Publishes changed profiles, and adopts the profiles of newly assigned partitions."""
 
@@ -129,6 +144,6 @@ class AccountHandover:
                 if not batches and all([await reader.position(tp) >= ends[tp] for tp in state_partitions]):
                     break
         finally:
-            await reader.stop()
+            await stop_quietly(reader)
         log.info("adopted %d account profiles of input partitions %s", adopted, sorted(new))
         return adopted

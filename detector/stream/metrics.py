@@ -44,7 +44,9 @@ class DetectorMetrics:
     campaign_updates_superseded: Counter
     open_alerts: Gauge
     watermark: Gauge
-    event_lag: Gauge
+    input_lag_records: Gauge
+    input_lag_seconds: Gauge
+    broker_up: Gauge
     batch_seconds: Histogram
 
     @classmethod
@@ -119,8 +121,26 @@ class DetectorMetrics:
                 namespace=namespace,
                 registry=registry,
             ),
-            event_lag=Gauge(
-                "event_time_lag_seconds", "wall-clock time minus the watermark", namespace=namespace, registry=registry
+            input_lag_records=Gauge(
+                "input_lag_records",
+                "records of an owned input partition not processed yet (high watermark minus position)",
+                ["partition"],
+                namespace=namespace,
+                registry=registry,
+            ),
+            input_lag_seconds=Gauge(
+                "input_lag_seconds",
+                "how long the oldest record not processed yet of an owned input partition has waited "
+                "(now minus its Kafka timestamp; 0 when caught up)",
+                ["partition"],
+                namespace=namespace,
+                registry=registry,
+            ),
+            broker_up=Gauge(
+                "broker_up",
+                "1 while a broker answers the worker's metadata requests, 0 while none does",
+                namespace=namespace,
+                registry=registry,
             ),
             batch_seconds=Histogram(
                 "message_processing_seconds",

@@ -1,14 +1,15 @@
 """What the worker does with its Kafka credentials besides handing them to the clients.
 
-* :func:`check_broker_access` tries them once, before Faust starts. Faust reports a refused
+* :func:`acheck_broker_access` tries them once, before Faust starts (called by
+  :func:`~detector.stream.broker_health.preflight` once a broker listens). Faust reports a refused
   password as ``KafkaConnectionError: Unable to bootstrap`` (or, against a broker that answers a bad
   SCRAM proof with ``e=`` as Tansu does, as ``KeyError: 'v'``) after a traceback; an operator should
   instead read which user, mechanism and broker failed, in one line, and the worker should exit.
 * :class:`SecretRedactor` keeps the password out of every log line: at debug level aiokafka logs
   each request, and a SASL PLAIN request carries the password in clear.
 
-Only credentials and TLS are checked here: a broker that is not reachable yet stays Faust's to
-retry, as it was.
+Only credentials and TLS are checked here: waiting for a broker that is not reachable yet is
+:mod:`detector.stream.broker_health`'s.
 """
 
 from __future__ import annotations
@@ -24,16 +25,11 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, Unsu
 from detector.errors import ConfigError
 from detector.stream.config import Settings
 
-__all__ = ["REDACTED", "SecretRedactor", "acheck_broker_access", "check_broker_access"]
+__all__ = ["REDACTED", "SecretRedactor", "acheck_broker_access"]
 
 log = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
-
-
-def check_broker_access(settings: Settings, timeout: float = 15.0) -> None:
-    """Blocking :func:`acheck_broker_access`, for the worker's start before its event loop runs."""
-    asyncio.run(acheck_broker_access(settings, timeout))
 
 
 async def acheck_broker_access(settings: Settings, timeout: float = 15.0) -> None:
@@ -80,7 +76,7 @@ async def acheck_broker_access(settings: Settings, timeout: float = 15.0) -> Non
         connection.close()
         log.info("%s accepted by broker %s", _sasl(settings) or settings.security_protocol, server)
         return
-    log.warning("no broker answered the credential check (%s); Faust will keep trying", "; ".join(unreachable))
+    log.warning("no broker answered the credential check (%s); the worker will keep trying", "; ".join(unreachable))
 
 
 def _sasl(settings: Settings) -> str:

@@ -165,6 +165,7 @@ class InputOrder:
         """partition → the broker's end offset as of the latest fetch."""
         self.processed_to: dict[int, int] = {}
         """partition → the offset after the last processed message: what a checkpoint commits."""
+        self._last_timestamp: dict[int, int | None] = {}
         self.pauses = 0
         """Above 0 while a rebalance hands profiles over or a checkpoint is taken: nothing is processed."""
 
@@ -180,7 +181,7 @@ class InputOrder:
     def revoke(self, partitions: Iterable[int]) -> None:
         """Partitions taken away: their unprocessed messages go to the next owner."""
         for partition in partitions:
-            for table in (self.queues, self.fetched_to, self.highwater, self.processed_to):
+            for table in (self.queues, self.fetched_to, self.highwater, self.processed_to, self._last_timestamp):
                 table.pop(partition, None)
 
     def add(self, partition: int, message: InputMessage, decoded: Decoded, event_time: float) -> None:
@@ -222,7 +223,17 @@ class InputOrder:
             return None
         _, message, decoded = self.queues[best].popleft()
         self.processed_to[best] = message.offset + 1
+        self._last_timestamp[best] = getattr(message, "timestamp", None)
         return best, message, decoded
+
+    def oldest_waiting(self) -> dict[int, float | None]:
+        """partition → the Kafka timestamp (seconds) of its oldest fetched record not processed, or of
+        the last one processed when none waits (the next cannot be older); None before any."""
+        out: dict[int, float | None] = {}
+        for partition, queue in self.queues.items():
+            timestamp = queue[0][1].timestamp if queue else self._last_timestamp.get(partition)
+            out[partition] = None if timestamp is None else timestamp / 1000.0
+        return out
 
     def buffered(self, partition: int) -> int:
         return len(self.queues.get(partition, ()))
@@ -356,7 +367,6 @@ class DetectStep:
         metrics.open_alerts.set(len(detector.alerts.open))
         if detector.watermark > 0:
             metrics.watermark.set(detector.watermark)
-            metrics.event_lag.set(time.time() - detector.watermark)
 
 
 class CampaignStep:
