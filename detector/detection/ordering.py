@@ -101,6 +101,11 @@ class EventTimeMerger:
             return max(self.clock, min(busy))
         return max(self.clock, max(watermark for watermark, _ in self.progress.values()), self._newest_waiting())
 
+    @property
+    def drained(self) -> bool:
+        """Every partition has reported, and read all it held: the input has stopped."""
+        return len(self.progress) >= self.partitions and all(drained for _, drained in self.progress.values())
+
     def _newest_waiting(self) -> float:
         return max((key.timestamp for key in self.waiting), default=float("-inf"))
 

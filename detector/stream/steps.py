@@ -166,16 +166,20 @@ class InputOrder:
         self.processed_to: dict[int, int] = {}
         """partition → the offset after the last processed message: what a checkpoint commits."""
         self._last_timestamp: dict[int, int | None] = {}
+        self._early: dict[int, list[tuple[float, InputMessage, Decoded]]] = {}
         self.pauses = 0
         """Above 0 while a rebalance hands profiles over or a checkpoint is taken: nothing is processed."""
 
     def assign(self, positions: Mapping[int, int]) -> None:
-        """Partitions newly assigned, at their consumer positions (unless messages came first)."""
+        """Partitions newly assigned, at their consumer positions; messages fetched for them before
+        the rebalance listener got here join their queues."""
         for partition, position in positions.items():
             if partition in self.queues:
                 continue
-            self.queues[partition] = deque()
-            self.fetched_to[partition] = self.processed_to[partition] = position
+            early = self._early.pop(partition, [])
+            self.queues[partition] = deque(early)
+            self.processed_to[partition] = early[0][1].offset if early else position
+            self.fetched_to[partition] = early[-1][1].offset + 1 if early else position
             self.highwater.pop(partition, None)
 
     def revoke(self, partitions: Iterable[int]) -> None:
@@ -183,15 +187,17 @@ class InputOrder:
         for partition in partitions:
             for table in (self.queues, self.fetched_to, self.highwater, self.processed_to, self._last_timestamp):
                 table.pop(partition, None)
+            self._early.pop(partition, None)
 
     def add(self, partition: int, message: InputMessage, decoded: Decoded, event_time: float) -> None:
-        """A fetched message (the consumer may hand out a new partition's messages before the
-        rebalance listener has seen it assigned)."""
+        """A fetched message. The consumer may hand out a new partition's messages before the
+        rebalance listener has seen it assigned: they wait aside, for until the whole assignment is
+        known no partition may go first (one not yet heard of may hold older records)."""
         queue = self.queues.get(partition)
         if queue is None:
-            queue = self.queues[partition] = deque()
-            self.processed_to[partition] = self.fetched_to[partition] = message.offset
-        queue.append((event_time, message, decoded))
+            self._early.setdefault(partition, []).append((event_time, message, decoded))
+        else:
+            queue.append((event_time, message, decoded))
 
     def note_position(self, partition: int, position: int, highwater: int | None) -> None:
         """The consumer's position (the next offset it hands out) and the broker's end offset as of
@@ -217,8 +223,10 @@ class InputOrder:
                 if not self.drained(partition):
                     return None
                 continue
-            if queue[0][0] < best_time or best is None:
-                best, best_time = partition, queue[0][0]
+            head = queue[0][0]
+            # equal times go by partition number: the same order whichever partition was fetched first
+            if best is None or head < best_time or (head == best_time and partition < best):
+                best, best_time = partition, head
         if best is None:
             return None
         _, message, decoded = self.queues[best].popleft()
@@ -415,10 +423,14 @@ class CampaignStep:
             await send(settings.news_topic, value, key=key, partition=0)
 
     async def send_due(self) -> None:
-        """Campaign updates held back by the pacer go out when their turn comes; once the summaries
-        have been quiet for :data:`IDLE_SWEEP_SECONDS`, the stage sweeps at the event time it reached."""
+        """Campaign updates held back by the pacer go out when their turn comes; once the input has
+        stopped (every partition drained) and the summaries have been quiet for
+        :data:`IDLE_SWEEP_SECONDS`, the stage sweeps at the event time it reached. A pause while
+        partitions still hold records is no end of input: sweeping then would page a campaign earlier in
+        event time than replay does."""
         now = self.clock()
-        if self._last_message is not None and now - self._last_message >= IDLE_SWEEP_SECONDS:
+        quiet = self._last_message is not None and now - self._last_message >= IDLE_SWEEP_SECONDS
+        if quiet and self.stage.merger.drained:  # not while a slow partition holds summaries back
             self._last_message = None
             await self.publish(self.stage.stages.merge.sweep())
         await self._send_alerts(self.pacer.due(now))
