@@ -381,3 +381,35 @@ def test_a_template_four_eval_pipelines_share_links_nobody_while_four_accounts_o
         links += index.observe(AttributeObservation("template:suite", f"eval{n}", T0 + n, 2, 2, 2, T0 + n))
         links += index.observe(AttributeObservation("payment:card", f"a{n}", T0 + n, 2, 2, 2, T0 + n))
     assert {(link.attribute, link.account_id) for link in links} == {("payment:card", f"a{n}") for n in range(4)}
+
+
+def test_an_account_mixing_cover_chat_into_its_harvest_joins_the_campaign_on_its_card():
+    """A card's campaign harvests in about half its requests (the rest is cover chat): an account on it
+    with one harvest-shaped request in four looks like its campaign, not like a person."""
+    linker = CampaignLinker()
+    for n in range(10):
+        report(linker, f"a{n}", ["payment:p1"], T0 + n, checked=4, harvest_like=2)
+    report(linker, "covered", ["payment:p1"], T0 + 100, checked=4, harvest_like=1)
+    assert linker.book.campaign_of.get("covered") == linker.book.campaign_of["a0"]
+
+
+def test_a_person_behind_a_campaigns_network_with_one_long_question_among_many_is_not_linked():
+    """One harvest-shaped request in twelve is what people send; on a network a campaign mostly uses,
+    the account is still judged ordinary."""
+    linker = CampaignLinker()
+    for n in range(10):
+        report(linker, f"a{n}", ["network:n1"], T0 + n, checked=4, harvest_like=2)
+    report(linker, "person", ["network:n1"], T0 + 100, checked=12, harvest_like=1)
+    assert "person" not in linker.book.campaign_of
+
+
+def test_one_harvest_shaped_request_on_a_client_set_up_others_share_links_nobody():
+    """A browser's set-up is shared by its ordinary users: one long first answer is no habit there."""
+    index = AttributeIndex()
+    for n in range(10):
+        index.observe(AttributeObservation("setup:browser", f"a{n}", T0 + n, 2, 2, 2, T0 + n))
+    for n in range(2):  # its ordinary users: the set-up is not exclusive to harvesters
+        index.observe(AttributeObservation("setup:browser", f"user{n}", T0 + 20 + n, 5, 5, 0, T0))
+    links = index.observe(AttributeObservation("setup:browser", "person", T0 + 100, 1, 1, 1, T0 + 100))
+    links += index.observe(AttributeObservation("setup:browser", "person", T0 + 101, 2, 2, 1, T0 + 100))
+    assert [link for link in links if link.account_id == "person"] == []
