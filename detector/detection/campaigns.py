@@ -85,12 +85,10 @@ class CampaignPolicy:
     campaign_alert_hold_minutes: float = 20.0
     """A new campaign waits this long (event time) before its first alert: fragments of one operator
     (accounts on different cards that a client set-up or a creation hour joins a little later) merge
-    first, and on-call sees one alert, not one per fragment and a 'merged into' after each."""
-    large_campaign_accounts: int = 25
-    small_campaign_hold_minutes: float = 60.0
-    """Campaigns under ``large_campaign_accounts`` members wait this long instead: most are fragments
-    of a larger one, on separate cards, that merge within the hour; a campaign that stays small is
-    paged an hour after it formed."""
+    first, and on-call sees one alert, not one per fragment and a 'merged into' after each. Small
+    campaigns wait no longer than large ones: under the account alert hold
+    (``DetectionPolicy.account_alert_hold_minutes``), a few accounts that harvest hard are paged
+    through their campaign's alert, not each through its own first."""
     critical_campaign_accounts: int = 100
     min_resend_minutes: float = 10.0
     """A growing campaign's alert is re-sent at most this often (event time): its member list trails
@@ -765,7 +763,7 @@ class CampaignBook:
             return []
         if campaign.qualified_at is None:
             campaign.qualified_at = now
-        if not campaign.open and now - campaign.qualified_at < self._hold_seconds(size):
+        if not campaign.open and now - campaign.qualified_at < self.policy.campaign_alert_hold_minutes * 60.0:
             return []
         if campaign.open:
             if size <= campaign.alerted_size or (
@@ -784,17 +782,6 @@ class CampaignBook:
         campaign.alerted_at = now
         campaign.sequence += 1
         return [self._alert(campaign, "firing", campaign.last_seen)]
-
-    def _hold_seconds(self, size: int) -> float:
-        """How long a new campaign of ``size`` members waits before its first alert: a few accounts on
-        one card may be a fragment that a creation hour or a client set-up joins to others later."""
-        policy = self.policy
-        minutes = (
-            policy.campaign_alert_hold_minutes
-            if size >= policy.large_campaign_accounts
-            else policy.small_campaign_hold_minutes
-        )
-        return minutes * 60.0
 
     def resend_grown(self, now: float) -> tuple[list[Alert], list[Membership]]:
         """Re-send the alerts of open campaigns that grew since their last one; nothing else. For a
