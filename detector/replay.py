@@ -158,7 +158,7 @@ def replay(
         if line.isspace():
             continue
         lines += 1
-        requests, alerts, dead_letters, _, memberships = handle(
+        requests, alerts, dead_letters, _, memberships, _ = handle(
             line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number
         )
         accepted += len(requests)

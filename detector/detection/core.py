@@ -7,6 +7,7 @@ detector's clock is the newest record timestamp it has seen (its watermark).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
@@ -23,7 +24,7 @@ from detector.detection.features.shares import fading_rate
 from detector.detection.features.tokens import observe_tokens
 from detector.detection.policy import DetectionPolicy
 from detector.detection.profile import AccountProfile
-from detector.detection.scoring import Population, assess, population_features
+from detector.detection.scoring import Assessment, Population, assess, population_features
 
 if TYPE_CHECKING:
     from detector.detection.stages import CampaignStages
@@ -55,13 +56,41 @@ class Processed(NamedTuple):
     """Membership changes made by campaign stages in this process (already applied here)."""
 
 
+class Decision(NamedTuple):
+    """An account review (or, with no account, an idle sweep) waiting for the campaign stage's clock."""
+
+    time: float
+    account_id: str | None
+    assessment: Assessment | None
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    requests: int = 0
+
+
+MEMBERSHIP_HISTORY = 8
+"""Membership changes kept per account for :meth:`Detector.member_at`: joins, merges and leaves."""
+
+
 class Detector:
     """Per-account profiles, population models and open alerts of one worker (or one replay shard)."""
 
-    def __init__(self, policy: DetectionPolicy | None = None, seed: int = 7):
+    def __init__(self, policy: DetectionPolicy | None = None, seed: int = 7, wait_for_campaigns: bool = False):
+        """``wait_for_campaigns``: the worker's mode, where the campaign stage runs elsewhere and
+        its membership news arrives late by however far it is behind. Alert decisions (open, update,
+        fold into a campaign, resolve) then wait until the campaign stage's clock has passed their
+        time (:meth:`decide`), and see the campaign the account was in at that time: a worker
+        catching up on a backlog pages what replay pages."""
         self.policy = policy or DetectionPolicy()
         self.campaign_of: dict[str, str] = {}
         """account → campaign id, as the membership stream says."""
+        self.undecided: deque[Decision] | None = deque() if wait_for_campaigns else None
+        """Decisions waiting for the campaign clock, in the order they arose (None: decided at once)."""
+        self._undecided_accounts: dict[str, int] = {}
+        self.membership_history: dict[str, list[tuple[float, str | None]]] = {}
+        """account → its latest membership changes (since, campaign id), when decisions wait."""
+        self.campaign_clock = float("-inf")
+        self.duplicates = 0
+        """Records skipped because their account's profile already held them (see ``position``)."""
         self.seed = seed
         self.profiles: dict[str, AccountProfile] = {}
         self.population = Population(seed=seed)
@@ -76,7 +105,7 @@ class Detector:
         self.watermark = float("-inf")
         self.sweeps = Sweeps()
 
-    def process(self, request, campaigns: CampaignStages | None = None) -> Processed:
+    def process(self, request, campaigns: CampaignStages | None = None, position: int | None = None) -> Processed:
         """Fold one validated request into its account's profile; all it produces.
 
         ``campaigns``: the link and merge stages, when they run in this process (``detector replay``
@@ -85,7 +114,17 @@ class Detector:
         alert already knows its campaign. Without them (the worker, a replay shard) the summaries are
         returned for a link stage elsewhere, and membership news arrives later through
         :meth:`apply_memberships`: an account may be reviewed once before it hears of its campaign.
+
+        ``position``: where the record sits in its input partition (the worker's
+        :func:`~detector.detection.ordering.record_position`). A record at or before the position its
+        account's profile already holds is skipped: a worker restarted from a checkpoint older than
+        some profiles it published reads those records again, and they count once.
         """
+        if position is not None:
+            known = self.profiles.get(request.account_id)
+            if known is not None and known.position >= position:
+                self.duplicates += 1
+                return Processed([], (), ())
         timestamp = request.timestamp
         emitted: list[Alert] = []
         memberships: Sequence[Membership] = ()  # tuples, not lists, when empty: this runs per record
@@ -99,6 +138,8 @@ class Detector:
                 memberships = self._fold(campaigns.handle((), timestamp), emitted, memberships)
         self.stats.requests += 1
         profile = self._observe(request)
+        if position is not None:
+            profile.position = position
         requests = profile.requests
         observations: Sequence[AttributeObservation] = ()
         if summary_due(requests):
@@ -152,13 +193,58 @@ class Detector:
             return [*memberships, *merged.memberships]
         return memberships
 
-    def apply_memberships(self, memberships: Iterable[Membership]) -> None:
-        """Remember which campaign each account belongs to; its account alerts will say so."""
-        for membership in memberships:
-            if membership.campaign_id is None:
-                self.campaign_of.pop(membership.account_id, None)
+    def apply_memberships(self, memberships: Iterable[Membership], announced: Sequence[float] = ()) -> None:
+        """Remember which campaign each account belongs to; its account alerts will say so.
+
+        ``announced``: the event time each change was made (the campaign stage's news): decisions
+        waiting for the campaign clock see the change from then on (its ``since`` otherwise).
+        """
+        history = self.membership_history if self.undecided is not None else None
+        for index, membership in enumerate(memberships):
+            account_id, campaign_id = membership.account_id, membership.campaign_id
+            if campaign_id is None:
+                self.campaign_of.pop(account_id, None)
             else:
-                self.campaign_of[membership.account_id] = membership.campaign_id
+                self.campaign_of[account_id] = campaign_id
+            if history is not None:
+                changes = history.setdefault(account_id, [])
+                change = (announced[index] if announced else membership.since, campaign_id)
+                if not changes or changes[-1] != change:
+                    changes.append(change)
+                    del changes[:-MEMBERSHIP_HISTORY]
+
+    def member_at(self, account_id: str, time: float) -> str | None:
+        """The campaign ``account_id`` was in at event time ``time``, as far as the news says: the
+        latest change announced by then (replay's detector holds it at that moment)."""
+        for announced, campaign_id in reversed(self.membership_history.get(account_id, ())):
+            if announced <= time:
+                return campaign_id
+        return None
+
+    def decide(self, campaign_clock: float) -> list[Alert]:
+        """The alert decisions whose time the campaign stage has passed, in the order they arose."""
+        self.campaign_clock = max(self.campaign_clock, campaign_clock)
+        undecided = self.undecided
+        if not undecided or undecided[0].time > campaign_clock:
+            return []
+        alerts: list[Alert] = []
+        waiting = self._undecided_accounts
+        while undecided and undecided[0].time <= campaign_clock:
+            decision = undecided.popleft()
+            account_id = decision.account_id
+            if account_id is None:
+                resolved = self.alerts.expire_idle(decision.time)
+                self.stats.alerts_resolved += len(resolved)
+                alerts.extend(resolved)
+                continue
+            if waiting[account_id] == 1:
+                del waiting[account_id]
+            else:
+                waiting[account_id] -= 1
+            alert = self._decided(decision, self.member_at(account_id, decision.time))
+            if alert is not None:
+                alerts.append(alert)
+        return alerts
 
     def adopt(self, account_id: str, profile: AccountProfile) -> bool:
         """Take over an account's profile from another worker; whether it was newer than ours.
@@ -247,13 +333,28 @@ class Detector:
         """Score an account that is due; the alert this opens, updates or resolves."""
         assessment = assess(profile, now, self.policy, self.population)
         profile.risk = assessment.risk
+        decision = Decision(now, account_id, assessment, profile.first_seen, profile.last_seen, profile.requests)
+        undecided = self.undecided
+        if undecided is None:
+            return self._decided(decision, self.campaign_of.get(account_id))
+        alerts, waiting = self.alerts, self._undecided_accounts
+        if (
+            account_id in waiting
+            or assessment.risk >= self.policy.warning_risk
+            or account_id in alerts.open
+            or account_id in alerts.held
+        ):
+            undecided.append(decision)
+            waiting[account_id] = waiting.get(account_id, 0) + 1
+        # otherwise nothing to decide: no alert open or held, and a risk that opens none
+        return None
+
+    def _decided(self, decision: Decision, campaign_id: str | None) -> Alert | None:
+        """The alert book's decision on one review, counted."""
+        account_id, assessment = decision.account_id, decision.assessment
+        assert account_id is not None and assessment is not None
         alert = self.alerts.review(
-            account_id,
-            assessment,
-            profile.first_seen,
-            profile.last_seen,
-            profile.requests,
-            self.campaign_of.get(account_id),
+            account_id, assessment, decision.first_seen, decision.last_seen, decision.requests, campaign_id
         )
         if alert is not None:
             if alert.status == "firing":
@@ -275,6 +376,9 @@ class Detector:
 
     def _sweep(self) -> list[Alert]:
         self._evict_idle(self.watermark - self.policy.account_ttl_hours * 3600.0)
+        if self.undecided is not None:
+            self.undecided.append(Decision(self.watermark, None, None))
+            return []
         resolved = self.alerts.expire_idle(self.watermark)
         self.stats.alerts_resolved += len(resolved)
         return resolved

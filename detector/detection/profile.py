@@ -63,3 +63,5 @@ class AccountProfile(msgspec.Struct, array_like=True, gc=False):
     population_outlier: float = 0.0
     last_population_update: float = 0.0
     risk: float = 0.0
+    position: int = -1
+    """Where the account's latest record sat in its input partition (the worker's), -1 elsewhere."""

@@ -65,8 +65,17 @@ class Assessment:
         self._population = population
         self._evidence: list[Evidence] | None = None
 
+    @classmethod
+    def frozen(cls, risk: float, severity: str, evidence: list[Evidence]) -> Assessment:
+        """An assessment whose evidence was worked out already (one that waited in a snapshot)."""
+        assessment = cls(risk, severity)
+        assessment._evidence = evidence
+        return assessment
+
     def with_severity(self, severity: str) -> Assessment:
         """The same assessment under another severity tier."""
+        if self._evidence is not None and not self._groups:
+            return Assessment.frozen(self.risk, severity, self._evidence)
         return Assessment(self.risk, severity, self._groups, self._population)
 
     @property

@@ -31,6 +31,7 @@ import orjson
 
 from detector.detection.alerting import Alert, rfc3339
 from detector.detection.campaigns import (
+    SWEEP_SECONDS,
     AttributeIndex,
     AttributeObservation,
     CampaignBook,
@@ -40,7 +41,8 @@ from detector.detection.campaigns import (
     Sweeps,
 )
 from detector.detection.core import Detector
-from detector.detection.records import Request, decode_envelope, rejection_to_dlq
+from detector.detection.ordering import EventTimeMerger, Progress, SummaryKey, record_position
+from detector.detection.records import Rejection, Request, decode_envelope, rejection_to_dlq
 
 
 class DeadLetter(NamedTuple):
@@ -48,6 +50,10 @@ class DeadLetter(NamedTuple):
 
     reason: str
     value: bytes
+
+
+Decoded = tuple[list[Request], list[Rejection]]
+"""A decoded message: its valid records, and its rejected ones."""
 
 
 class Detected(NamedTuple):
@@ -61,6 +67,9 @@ class Detected(NamedTuple):
     """Account summaries for the link stage (none when the campaign stages run in this process)."""
     memberships: Sequence[Membership]
     """Membership changes of the campaign stages in this process, in the order they were made."""
+    summaries: Sequence[tuple[SummaryKey, list[AttributeObservation]]] = ()
+    """The worker's form of ``observations`` (a message read from a partition): each record's
+    summaries under the key the campaign stage orders them by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,13 @@ class DetectStage:
         :meth:`Detector.process <detector.detection.core.Detector.process>`)."""
         self.detector = detector
         self.campaigns = campaigns
+        self._sweep_periods: dict[int, float] = {}
+        """input partition → the latest sweep period (of the campaign stages) a record of it fell in."""
+
+    @staticmethod
+    def decode(value: bytes) -> Decoded:
+        """A message's records and rejections (the worker orders messages by their records' time)."""
+        return decode_envelope(value)
 
     def handle(
         self, value: bytes, *, topic: str, partition: int | None, offset: int, shard: Shard | None = None
@@ -105,11 +121,30 @@ class DetectStage:
         of several accounts): only those of this shard's accounts are detected here, and its dead
         letters are reported by one shard.
         """
-        requests, rejections = decode_envelope(value)
+        return self.handle_decoded(decode_envelope(value), topic=topic, partition=partition, offset=offset, shard=shard)
+
+    def handle_decoded(
+        self, decoded: Decoded, *, topic: str, partition: int | None, offset: int, shard: Shard | None = None
+    ) -> Detected:
+        """:meth:`handle` for a message already decoded with :meth:`decode`."""
+        requests, rejections = decoded
         if shard is not None:
             requests = [request for request in requests if shard.owns(request.account_id)]
             if not shard.owns_message(offset):
                 rejections = []
+        if partition is not None and self.campaigns is None:
+            detected = self._keyed(requests, partition, offset)
+        else:
+            detected = self._detected(requests)
+        if not rejections:
+            return detected
+        dead_letters = [
+            DeadLetter(rejection.reason, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset))
+            for rejection in rejections
+        ]
+        return detected._replace(dead_letters=dead_letters)
+
+    def _detected(self, requests: list[Request]) -> Detected:
         alerts: Sequence[Alert] = ()
         observations: Sequence[AttributeObservation] = ()
         memberships: Sequence[Membership] = ()
@@ -123,13 +158,26 @@ class DetectStage:
                 alerts.extend(processed.alerts)
                 observations.extend(processed.observations)
                 memberships.extend(processed.memberships)
-        if not rejections:
-            return Detected(requests, alerts, (), observations, memberships)
-        dead_letters = [
-            DeadLetter(rejection.reason, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset))
-            for rejection in rejections
-        ]
-        return Detected(requests, alerts, dead_letters, observations, memberships)
+        return Detected(requests, alerts, (), observations, memberships)
+
+    def _keyed(self, requests: list[Request], partition: int, offset: int) -> Detected:
+        """The worker's message: each record skipped if its profile already holds it, and its
+        summaries keyed by its place in time and in the partition."""
+        alerts: list[Alert] = []
+        summaries: list[tuple[SummaryKey, list[AttributeObservation]]] = []
+        process, periods = self.detector.process, self._sweep_periods
+        for index, request in enumerate(requests):
+            position = record_position(offset, index)
+            processed = process(request, None, position)
+            if processed.alerts:
+                alerts.extend(processed.alerts)
+            period = request.timestamp // SWEEP_SECONDS
+            if processed.observations or period > periods.get(partition, float("-inf")):
+                # a partition's first record of a sweep period goes too, summaries or none: the
+                # campaign stage sweeps at the first record past each boundary, as replay does
+                periods[partition] = max(period, periods.get(partition, float("-inf")))
+                summaries.append((SummaryKey(request.timestamp, partition, position), list(processed.observations)))
+        return Detected(requests, alerts, (), (), (), summaries)
 
 
 class Linked(NamedTuple):
@@ -171,6 +219,9 @@ class Merged(NamedTuple):
 
     alerts: list[Alert]
     memberships: list[Membership]
+    announced: Sequence[float] = ()
+    """When each membership change was made, in event time (filled by :class:`OrderedCampaigns`): a
+    change announced after the join it records (a campaign pages after its hold) counts from then."""
 
 
 class MergeStage:
@@ -223,8 +274,8 @@ _NOTHING = Merged([], [])
 
 
 class CampaignStages:
-    """The link and merge stages chained in one process (replay, eval, tests); the worker puts
-    a topic between them."""
+    """The link and merge stages chained in one process: replay and eval call them record by record,
+    the worker's campaign step through :class:`OrderedCampaigns`."""
 
     def __init__(self, policy: CampaignPolicy | None = None):
         self.link = LinkStage(policy)
@@ -242,6 +293,71 @@ class CampaignStages:
             merged = self.merge.handle(linked.links, linked.watermark)
         self.next_sweep = min(self.link.sweeps.next_boundary, self.merge.sweeps.next_boundary)
         return merged
+
+    def snapshot(self) -> dict:
+        return {"link": self.link.snapshot(), "merge": self.merge.snapshot(), "next_sweep": self.next_sweep}
+
+    def restore(self, state: dict) -> None:
+        self.link.restore(state["link"])
+        self.merge.restore(state["merge"])
+        self.next_sweep = state["next_sweep"]
+
+
+class OrderedCampaigns:
+    """The worker's campaign stage: summaries from every input partition, taken in event-time order
+    (:class:`~detector.detection.ordering.EventTimeMerger`) through the same :class:`CampaignStages` as
+    replay's, the clock moved as replay's detector moves it: to a record's time before its summaries."""
+
+    def __init__(self, partitions: int, policy: CampaignPolicy | None = None):
+        self.stages = CampaignStages(policy)
+        self.merger = EventTimeMerger(partitions)
+        self.duplicates = 0
+        """Summaries offered twice (a detect step re-sent them after a restart) and dropped."""
+
+    @property
+    def clock(self) -> float:
+        """Event time up to which all summaries were taken: account alerts wait for it (see
+        :meth:`Detector.decide <detector.detection.core.Detector.decide>`)."""
+        return self.merger.clock
+
+    def handle(
+        self, summaries: Iterable[tuple[SummaryKey, list[AttributeObservation]]], progress: Iterable[Progress]
+    ) -> Merged:
+        """Take one detect step's message; what the summaries whose time came produced."""
+        offer = self.merger.offer
+        for key, observations in summaries:
+            if not offer(key, observations):
+                self.duplicates += 1
+        self.merger.report(progress)
+        return self.advance()
+
+    def advance(self) -> Merged:
+        """Release what is due and run it through the stages, sweeping on the way as replay does."""
+        alerts: list[Alert] = []
+        memberships: list[Membership] = []
+        announced: list[float] = []
+        stages = self.stages
+
+        def run(observations: Sequence[AttributeObservation], now: float) -> None:
+            merged = stages.handle(observations, now)
+            alerts.extend(merged.alerts)
+            memberships.extend(merged.memberships)
+            announced.extend([now] * len(merged.memberships))
+
+        for key, observations in self.merger.release():
+            if key.timestamp >= stages.next_sweep:
+                run((), key.timestamp)
+            if observations:
+                run(observations, key.timestamp)
+        return Merged(alerts, memberships, announced)
+
+    def snapshot(self) -> dict:
+        return {"stages": self.stages.snapshot(), "merger": self.merger.snapshot(), "duplicates": self.duplicates}
+
+    def restore(self, state: dict) -> None:
+        self.stages.restore(state["stages"])
+        self.merger.restore(state["merger"])
+        self.duplicates = state["duplicates"]
 
 
 def encode_membership(membership: Membership) -> bytes:

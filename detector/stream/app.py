@@ -4,39 +4,50 @@ Topology (every stage a named piece of ``detector/stream/steps.py`` around a han
 ``detector/detection/stages.py``; this module only connects them to topics and consumers):
 
 * ``detect`` on ``llm.requests`` (raw bytes: one record, a JSON array or NDJSON; read in batches by
-  a Faust task with its own consumer group, ``<app_id>-detect``) → validation →
-  :class:`~detector.detection.core.Detector` → account alerts on ``llm.alerts``; rejected records to
-  ``llm.requests.dlq`` with their reason and topic/partition/offset; account summaries to the
-  internal attributes topic, routed by attribute. Records must be keyed by ``account_id`` so
-  each account's records reach one worker, in order.
-* ``link`` on the attributes topic → :class:`~detector.detection.stages.LinkStage` → links to the
-  internal one-partition links topic.
-* ``merge`` on the links topic → :class:`~detector.detection.stages.MergeStage` → campaign alerts on
-  ``llm.alerts`` and membership updates (``membership.v1``) on the compacted ``llm.campaign-members``.
-* every worker follows the whole membership topic, so account alerts carry their campaign id.
+  a Faust task with its own consumer group, ``<app_id>-detect``), message by message in event-time
+  order across its partitions (:class:`~detector.stream.steps.InputOrder`) → validation →
+  :class:`~detector.detection.core.Detector` → rejected records to ``llm.requests.dlq`` with their
+  reason and topic/partition/offset; account summaries and each partition's progress to the internal
+  one-partition summaries topic. Records must be keyed by ``account_id`` so each account's records
+  reach one worker, in order.
+* ``campaigns`` on the summaries topic (its own group, one member at a time) →
+  :class:`~detector.detection.stages.OrderedCampaigns`: summaries in event-time order up to the
+  slowest input partition, through the link and merge stages → campaign alerts on ``llm.alerts``,
+  membership updates (``membership.v1``) on the compacted ``llm.campaign-members``, and the same
+  changes with the campaign clock on the internal news topic.
+* every worker follows the news topic: an account's alert decision waits until the campaign clock
+  has passed its time, then pages, folds into its campaign or resolves, as replay would decide it.
+
+Crashes: the detect step commits input offsets only at checkpoints, after the profiles, summaries and
+alerts of the records before them are with the brokers; the campaign stage checkpoints its state
+with the summaries offset it covers (``detector/stream/checkpoints.py``). See the README's delivery
+section for what holds after a crash, a rebalance and a broker outage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 import faust
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.structs import OffsetAndMetadata
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CollectorRegistry
 
 from detector.detection.alerting import UpdatePacer
 from detector.detection.core import Detector
-from detector.detection.stages import DetectStage, LinkStage, MergeStage
+from detector.detection.stages import DetectStage, OrderedCampaigns
+from detector.stream.checkpoints import Checkpoint, CheckpointReader, checkpoint_messages
 from detector.stream.config import Settings
 from detector.stream.handover import AccountHandover
 from detector.stream.metrics import DetectorMetrics
 from detector.stream.state import load as load_state
-from detector.stream.steps import AlertEncoder, DetectStep, LinkStep, MergeStep, Snapshots
+from detector.stream.steps import AlertEncoder, CampaignStep, DetectStep, InputOrder, Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,9 @@ FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
 """Faust's 1 MiB per partition is ~6 envelopes of 200 records: the worker idled 30-45% between
 fetches; 8 MiB gave +39% with envelopes in the bench (docs/performance.md)."""
 OBSERVATION_FLUSH_SECONDS = 0.5
-"""Account summaries wait at most this long for the link stage (see ``steps.OBSERVATION_BATCH``)."""
+"""Account summaries wait at most this long for the campaign stage (see ``steps.OBSERVATION_BATCH``)."""
+BUFFERED_MESSAGES = 4 * DETECT_BATCH
+"""Fetched messages a partition may hold waiting for slower ones before its fetching pauses."""
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -178,11 +191,11 @@ class WorkerPieces:
     """The named pieces ``create_app`` connects: each usable, and tested, without a broker."""
 
     detect: DetectStep
-    link: LinkStep
-    merge: MergeStep
+    campaign: CampaignStep
     snapshots: Snapshots
     handover: AccountHandover
     profile_sender: ProfileSender
+    order: InputOrder
 
 
 class DetectorApp(faust.App):
@@ -244,19 +257,21 @@ def declare_topics(app: faust.App, settings: Settings, account_ttl_s: float) -> 
     return {
         settings.alerts_topic: topic(settings.alerts_topic),
         settings.dlq_topic: topic(settings.dlq_topic),
-        settings.attributes_topic: topic(settings.attributes_topic),
-        settings.links_topic: topic(settings.links_topic, partitions=1),
+        settings.summaries_topic: topic(settings.summaries_topic, partitions=1),
+        settings.news_topic: topic(settings.news_topic, partitions=1, compacting=True),
+        settings.campaign_state_topic: topic(settings.campaign_state_topic, partitions=1, compacting=True),
         settings.membership_topic: topic(settings.membership_topic, compacting=True),
         settings.state_topic: topic(settings.state_topic, compacting=True, deleting=True, retention=account_ttl_s),
     }
 
 
-def input_consumer(settings: Settings) -> AIOKafkaConsumer:
-    """The detect stage's consumer: batches of the input topic in its own group, offsets committed by hand."""
+def input_consumer(settings: Settings, group_id: str | None = None) -> AIOKafkaConsumer:
+    """A stage's consumer in its own group (the detect stage's by default), offsets committed by hand."""
+    group_id = group_id or settings.detect_group
     return AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
-        group_id=settings.detect_group,
-        client_id=settings.detect_group,
+        group_id=group_id,
+        client_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset=settings.auto_offset_reset,
         max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
@@ -283,28 +298,141 @@ def groupless_consumer(settings: Settings, *topics: str) -> AIOKafkaConsumer:
 
 
 class HandOverOnRebalance(ConsumerRebalanceListener):
-    """Account profiles follow their input partitions (see :mod:`detector.stream.handover`)."""
+    """Account profiles follow their input partitions (see :mod:`detector.stream.handover`); the
+    offsets of a partition that leaves are committed where its published profiles stand."""
 
-    def __init__(self, app: DetectorApp, state_topic: faust.types.TopicT, metrics: DetectorMetrics):
+    def __init__(
+        self, app: DetectorApp, consumer: AIOKafkaConsumer, state_topic: faust.types.TopicT, metrics: DetectorMetrics
+    ):
         self.app = app
+        self.consumer = consumer
         self.state_topic = state_topic
         self.metrics = metrics
 
     async def on_partitions_revoked(self, revoked):
         pieces = self.app.pieces
-        published = await pieces.handover.on_revoked(tp.partition for tp in revoked)
-        await pieces.profile_sender.flush()  # the next owner reads them as soon as it is assigned
-        await self.app.producer.flush()
+        partitions = [tp.partition for tp in revoked]
+        pieces.order.pauses += 1
+        try:
+            async with pieces.detect.busy:
+                processed = pieces.order.processed_to
+                offsets = {tp: processed[tp.partition] for tp in revoked if tp.partition in processed}
+                await pieces.detect.flush_summaries(pieces.order)  # the summaries of what was processed
+                pieces.order.revoke(partitions)
+                published = await pieces.handover.on_revoked(partitions)
+                await pieces.profile_sender.flush()  # the next owner reads them as soon as it is assigned
+                await self.app.producer.flush()
+        finally:
+            pieces.order.pauses -= 1
         self.metrics.accounts_published.inc(published)
+        await _commit(self.consumer, offsets)
 
     async def on_partitions_assigned(self, assigned):
         await self.state_topic.maybe_declare()
-        self.metrics.accounts_adopted.inc(await self.app.pieces.handover.on_assigned(tp.partition for tp in assigned))
+        pieces = self.app.pieces
+        pieces.order.pauses += 1  # the new partitions' messages wait for their accounts' profiles
+        try:
+            async with pieces.detect.busy:
+                self.metrics.accounts_adopted.inc(await pieces.handover.on_assigned(tp.partition for tp in assigned))
+                pieces.order.assign({tp.partition: await self.consumer.position(tp) for tp in assigned})
+        finally:
+            pieces.order.pauses -= 1
+
+
+async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    """Commit ``offsets`` of partitions still assigned; a rebalance in between leaves them to the next owner."""
+    owned = consumer.assignment()
+    offsets = {tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items() if tp in owned}
+    if not offsets:
+        return
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, KafkaError) as error:
+        log.warning("offsets not committed (%s): the partitions' next owner re-reads from the last checkpoint", error)
+
+
+class CampaignCheckpoints(ConsumerRebalanceListener):
+    """The campaign stage's state, restored from its checkpoint topic when the stage's partition is
+    assigned and checkpointed when it is revoked (see :mod:`detector.stream.checkpoints`)."""
+
+    def __init__(self, app: DetectorApp, settings: Settings, consumer: AIOKafkaConsumer):
+        self.app = app
+        self.settings = settings
+        self.consumer = consumer
+        self.owned = False
+        self.position = 0
+        """The summaries offset after the last message the stage took in."""
+        self.generation = 0
+        self.busy = asyncio.Lock()
+        """Held while a message is taken in and its output handed to the producer: a checkpoint waits."""
+
+    def _partition(self) -> TopicPartition:
+        return TopicPartition(self.settings.summaries_topic, 0)
+
+    async def on_partitions_revoked(self, revoked):
+        if self.owned and self._partition() in revoked:
+            await self.save()
+            self.owned = False
+
+    async def on_partitions_assigned(self, assigned):
+        if self._partition() not in assigned:
+            return
+        checkpoint = await self._read()
+        step = self.app.pieces.campaign
+        step.stage = OrderedCampaigns(step.stage.merger.partitions, step.stage.stages.link.index.policy)
+        if checkpoint is None:
+            self.position = 0
+            log.info("campaign stage: no checkpoint, reading the summaries from the beginning")
+        else:
+            step.stage.restore(checkpoint.state)
+            self.position, self.generation = checkpoint.offset, checkpoint.generation
+            log.info(
+                "campaign stage: restored checkpoint %d (%d campaigns), resuming at summaries offset %d",
+                checkpoint.generation,
+                len(step.stage.stages.merge.book.campaigns),
+                checkpoint.offset,
+            )
+        self.consumer.seek(self._partition(), self.position)
+        self.owned = True
+
+    async def _read(self) -> Checkpoint | None:
+        reader = CheckpointReader()
+        partition = TopicPartition(self.settings.campaign_state_topic, 0)
+        consumer = groupless_consumer(self.settings)
+        await consumer.start()
+        try:
+            consumer.assign([partition])
+            await consumer.seek_to_beginning(partition)
+            end = (await consumer.end_offsets([partition]))[partition]
+            while True:
+                batches = await consumer.getmany(partition, timeout_ms=500)
+                for messages in batches.values():
+                    for message in messages:
+                        reader.add(message.key, message.value)
+                if not batches and await consumer.position(partition) >= end:
+                    break
+        finally:
+            await consumer.stop()
+        return reader.latest()
+
+    async def save(self) -> None:
+        """Checkpoint the stage at the position it reached, then commit that offset (for lag)."""
+        if not self.owned:
+            return
+        async with self.busy:
+            self.generation += 1
+            checkpoint = Checkpoint(self.generation, self.position, self.app.pieces.campaign.stage.snapshot())
+            await self.app.producer.flush()  # what the state has sent (alerts, memberships, news) is with the brokers
+        topic = self.settings.campaign_state_topic
+        for message in checkpoint_messages(checkpoint):  # one batch each: chunks are ~a batch's size
+            await self.app.pieces.profile_sender(topic, 0, [message])
+        await self.app.pieces.profile_sender.flush()
+        await _commit(self.consumer, {self._partition(): checkpoint.offset})
 
 
 def restored_detector(settings: Settings) -> Detector:
     """A detector with the policy of ``settings``, and the state of the local snapshot if there is one."""
-    detector = Detector(settings.policy())
+    detector = Detector(settings.policy(), wait_for_campaigns=True)
     if load_state(detector, settings.snapshot_path):
         log.info("restored %d account profiles from %s", len(detector.profiles), settings.snapshot_path)
     return detector
@@ -343,19 +471,29 @@ def create_app(
     )
     app.pieces = WorkerPieces(
         detect=detect,
-        link=LinkStep(LinkStage(), settings, sink),
-        merge=MergeStep(MergeStage(), settings, sink, encode_alerts, pacer),
+        campaign=CampaignStep(OrderedCampaigns(settings.partitions), settings, sink, encode_alerts, pacer),
         snapshots=Snapshots(settings, detect, handover, metrics),
         handover=handover,
         profile_sender=profile_sender,
+        order=InputOrder(),
     )
     _run_pieces(app, settings, topics, metrics)
     return app
 
 
 def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: DetectorMetrics) -> None:
-    """The agents, tasks and timers that feed the pieces."""
+    """The tasks and timers that feed the pieces."""
     pieces = app.pieces
+    consumers: dict[str, AIOKafkaConsumer] = {}
+    checkpoints: list[CampaignCheckpoints] = []
+    declared = asyncio.Lock()
+
+    async def declare_topics_once() -> None:
+        """Create the internal topics before any consumer subscribes (a subscription would create them
+        with the broker's default partitions)."""
+        async with declared:
+            for topic in topics.values():
+                await topic.maybe_declare()
 
     @app.task
     async def detect():
@@ -363,55 +501,85 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
 
         A Faust agent awaits a task and a future per message (~250 µs here): one record per
         message topped out at ~3-4k records/s with the detection core at a fifth of the CPU
-        (docs/performance.md, (b)). Offsets are committed after a batch's alerts and dead
-        letters are acknowledged by the brokers: at least once, like the agent it replaces.
+        (docs/performance.md, (b)). Messages are taken oldest first across partitions
+        (:class:`~detector.stream.steps.InputOrder`); offsets are committed only by checkpoints
+        (:func:`checkpoint`) and when a partition leaves.
         """
-        consumer = input_consumer(settings)
+        await declare_topics_once()
+        consumer = consumers["detect"] = input_consumer(settings)
         consumer.subscribe(
-            [settings.input_topic], listener=HandOverOnRebalance(app, topics[settings.state_topic], metrics)
+            [settings.input_topic],
+            listener=HandOverOnRebalance(app, consumer, topics[settings.state_topic], metrics),
         )
         await consumer.start()
+        order, step = pieces.order, pieces.detect
         try:
             while True:
-                batches = await consumer.getmany(timeout_ms=1000)
-                if not batches:
-                    continue
-                await pieces.detect.handle_batch(batches)
-                await app.producer.flush()
-                try:
-                    await consumer.commit()
-                except CommitFailedError:  # a rebalance took the partitions: their new owner re-reads the batch
-                    log.warning("detect: offsets not committed, partitions were reassigned during the batch")
+                batches = await consumer.getmany(timeout_ms=200)
+                for source, messages in batches.items():
+                    for message in messages:
+                        decoded, event_time = step.decode(message.value)
+                        order.add(source.partition, message, decoded, event_time)
+                for source in consumer.assignment():
+                    order.note_position(source.partition, await consumer.position(source), consumer.highwater(source))
+                handled = await step.handle_ordered(order, settings.input_topic)
+                log.debug(
+                    "DBG handled %d queues=%s fetched=%s hw=%s",
+                    handled,
+                    {p: len(q) for p, q in order.queues.items()},
+                    order.fetched_to,
+                    order.highwater,
+                )
+                for source in consumer.assignment():
+                    buffered = order.buffered(source.partition)
+                    if buffered >= BUFFERED_MESSAGES:
+                        consumer.pause(source)
+                    elif buffered < BUFFERED_MESSAGES // 2 and source in consumer.paused():
+                        consumer.resume(source)
         finally:
             await consumer.stop()
 
     @app.timer(interval=OBSERVATION_FLUSH_SECONDS)
-    async def flush_observations():
-        await pieces.detect.flush_observations()
+    async def flush_summaries():
+        await pieces.detect.flush_summaries(pieces.order)
 
-    @app.agent(topics[settings.attributes_topic], name="link")
-    async def link(stream):
-        async for value in stream:
-            await pieces.link.handle(value)
-
-    @app.agent(topics[settings.links_topic], name="merge")
-    async def merge(stream):
-        async for value in stream:
-            await pieces.merge.handle(value)
+    @app.task
+    async def campaigns():
+        """The campaign stage: one worker at a time owns the summaries partition; its state follows
+        the partition through checkpoints, and its offsets are those the checkpoints cover."""
+        await declare_topics_once()
+        consumer = input_consumer(settings, settings.campaign_group)
+        listener = CampaignCheckpoints(app, settings, consumer)
+        checkpoints.append(listener)
+        consumer.subscribe([settings.summaries_topic], listener=listener)
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for messages in batches.values():
+                    for message in messages:
+                        async with listener.busy:
+                            if not listener.owned or message.offset < listener.position:
+                                continue  # read before the seek to the checkpoint took effect
+                            await pieces.campaign.handle(message.value)
+                            listener.position = message.offset + 1
+        finally:
+            await consumer.stop()
 
     @app.timer(interval=1.0)
     async def send_waiting_campaign_updates():
-        await pieces.merge.send_due()
+        await pieces.campaign.send_due()
 
     @app.task
-    async def follow_memberships():
-        """Every worker reads the whole membership topic (no consumer group): small, and it
-        lets account alerts carry their campaign id whichever worker owns the account."""
-        consumer = groupless_consumer(settings, settings.membership_topic)
+    async def follow_news():
+        """Every worker reads the whole news topic (no consumer group): membership changes, and the
+        campaign clock that lets this worker's account alert decisions go out."""
+        await declare_topics_once()
+        consumer = groupless_consumer(settings, settings.news_topic)
         await consumer.start()
         try:
             async for message in consumer:
-                pieces.detect.apply_membership(message.key, message.value)
+                await pieces.detect.apply_news(message.key, message.value)
         finally:
             await consumer.stop()
 
@@ -419,15 +587,29 @@ def _run_pieces(app: DetectorApp, settings: Settings, topics: dict, metrics: Det
     async def refresh_gauges():
         pieces.detect.refresh_gauges()
 
+    async def checkpoint():
+        """The detect stage's checkpoint, then its offsets committed; the campaign stage's checkpoint."""
+
+        async def flush() -> None:
+            await app.producer.flush()
+            await pieces.profile_sender.flush()
+
+        offsets = await pieces.snapshots.take(pieces.order, flush)
+        consumer = consumers.get("detect")
+        if consumer is not None:
+            await _commit(consumer, {TopicPartition(settings.input_topic, p): o for p, o in offsets.items()})
+        for listener in checkpoints:
+            await listener.save()
+
     if settings.snapshot_interval_s:
 
         @app.timer(interval=settings.snapshot_interval_s)
-        async def periodic_snapshot():
-            await pieces.snapshots.take()
+        async def periodic_checkpoint():
+            await checkpoint()
 
     @app.on_before_shutdown.connect
-    async def final_snapshot(app, **kwargs):
-        await pieces.merge.drain()
-        await pieces.snapshots.take()
+    async def final_checkpoint(app, **kwargs):
+        await pieces.campaign.drain()
+        await checkpoint()
         await pieces.profile_sender.stop()
         await app.producer.flush()

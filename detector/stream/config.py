@@ -135,8 +135,13 @@ class Settings:
 
     @property
     def detect_group(self) -> str:
-        """The consumer group reading the input topic (the other stages are Faust's group, ``app_id``)."""
+        """The consumer group reading the input topic."""
         return f"{self.app_id}-detect"
+
+    @property
+    def campaign_group(self) -> str:
+        """The consumer group of the campaign stage (one member at a time reads the summaries)."""
+        return f"{self.app_id}-campaigns"
 
     @property
     def state_topic(self) -> str:
@@ -144,14 +149,20 @@ class Settings:
         return f"{self.app_id}-account-state"
 
     @property
-    def links_topic(self) -> str:
-        """Internal, one partition: links from the attribute stage to the campaign stage."""
-        return f"{self.app_id}-campaign-links"
+    def summaries_topic(self) -> str:
+        """Internal, one partition: account summaries and input progress for the campaign stage."""
+        return f"{self.app_id}-account-summaries"
 
     @property
-    def attributes_topic(self) -> str:
-        """Internal, keyed by attribute: account summaries for the attribute stage."""
-        return f"{self.app_id}-account-attributes"
+    def news_topic(self) -> str:
+        """Internal, one partition, compacted: membership changes and the campaign clock, in order,
+        for the detect steps (see :meth:`Detector.decide <detector.detection.core.Detector.decide>`)."""
+        return f"{self.app_id}-campaign-news"
+
+    @property
+    def campaign_state_topic(self) -> str:
+        """Internal, one partition, compacted: checkpoints of the campaign stage."""
+        return f"{self.app_id}-campaign-state"
 
     @property
     def bootstrap_servers(self) -> str:

@@ -24,14 +24,17 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import msgspec
 
 from detector.detection.alerting import OpenAlert
-from detector.detection.core import Detector
+from detector.detection.core import Decision, Detector
+from detector.detection.features.population import SeenPrompts
 from detector.detection.profile import AccountProfile
+from detector.detection.scoring import Assessment, Evidence
 from detector.errors import DetectorError
 
 FORMAT_VERSION = 2
@@ -63,6 +66,13 @@ class Header(msgspec.Struct, array_like=True):
     profile_parts: int
     held_alerts: dict[str, float] = {}
     """Account alerts held before paging (absent from snapshots written before they were)."""
+    undecided: list[tuple[float, str | None, float, str, list[Evidence], float, float, int]] = []
+    """Alert decisions waiting for the campaign clock (:class:`~detector.detection.core.Decision`)."""
+    membership_history: dict[str, list[tuple[float, str | None]]] = {}
+    campaign_clock: float = float("-inf")
+    seen_prompts: bytes = b""
+    """The repeated-prompt filters, compressed: a restarted worker must not take repeats for novel prompts."""
+    seen_contents: bytes = b""
 
 
 class SnapshotV1(msgspec.Struct, array_like=True):
@@ -125,9 +135,39 @@ def snapshot_parts(detector: Detector) -> Iterator[bytes]:
                 requests=detector.stats.requests,
                 profile_parts=parts,
                 held_alerts=alerts["held"],
+                undecided=[_undecided(decision) for decision in detector.undecided or ()],
+                membership_history=detector.membership_history,
+                campaign_clock=detector.campaign_clock,
+                seen_prompts=_filter_bytes(detector.seen_prompts),
+                seen_contents=_filter_bytes(detector.seen_contents),
             )
         )
     )
+
+
+def _undecided(decision: Decision) -> tuple:
+    assessment = decision.assessment
+    if assessment is None:
+        return (decision.time, None, 0.0, "", [], 0.0, 0.0, 0)
+    return (
+        decision.time,
+        decision.account_id,
+        assessment.risk,
+        assessment.severity,
+        assessment.evidence,
+        decision.first_seen,
+        decision.last_seen,
+        decision.requests,
+    )
+
+
+def _filter_bytes(seen: SeenPrompts) -> bytes:
+    return zlib.compress(_encoder.encode(seen.snapshot()), 1)
+
+
+def _restore_filter(seen: SeenPrompts, data: bytes) -> None:
+    if data:
+        seen.restore(msgspec.msgpack.decode(zlib.decompress(data)))
 
 
 def _framed(data: bytes) -> bytes:
@@ -163,7 +203,27 @@ def restore(detector: Detector, data: bytes) -> Detector:
     detector.population.restore(header.population)
     detector.stats.requests = header.requests
     detector.stats.accounts_tracked = len(detector.profiles)
+    if header.version == FORMAT_VERSION:
+        _restore_waiting(detector, header)
     return detector
+
+
+def _restore_waiting(detector: Detector, header: Header) -> None:
+    """The decisions waiting for the campaign clock, the membership history they read, the filters."""
+    if detector.undecided is not None:
+        detector.undecided.clear()
+        detector._undecided_accounts.clear()
+        for time, account_id, risk, severity, evidence, first_seen, last_seen, requests in header.undecided:
+            if account_id is None:
+                detector.undecided.append(Decision(time, None, None))
+                continue
+            assessment = Assessment.frozen(risk, severity, [Evidence(*e) for e in evidence])
+            detector.undecided.append(Decision(time, account_id, assessment, first_seen, last_seen, requests))
+            detector._undecided_accounts[account_id] = detector._undecided_accounts.get(account_id, 0) + 1
+    detector.membership_history = {account: list(changes) for account, changes in header.membership_history.items()}
+    detector.campaign_clock = header.campaign_clock
+    _restore_filter(detector.seen_prompts, header.seen_prompts)
+    _restore_filter(detector.seen_contents, header.seen_contents)
 
 
 def _read_parts(data: memoryview) -> tuple[list[tuple[str, AccountProfile]], Header]:

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from detector.sim.broker import acreate_topics, free_loopback_port
 
@@ -213,3 +213,46 @@ def run_workers(
                 worker.stop()
 
     return asyncio.run(scenario())
+
+
+async def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The offsets ``group`` committed on ``topic`` (-1 where it has none), read without joining it."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        out = {}
+        for partition in range(partitions):
+            committed = await consumer.committed(TopicPartition(topic, partition))
+            out[partition] = -1 if committed is None else committed
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_commits(
+    bootstrap: str, group: str, topic: str, ends: dict[int, int], workers: list[Worker], timeout: float = 180.0
+) -> None:
+    """Until ``group`` has committed ``ends`` on every partition of ``topic``: the workers checkpointed
+    every record (they commit only at checkpoints)."""
+    deadline = time.monotonic() + timeout
+    committed: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        for worker in workers:
+            if worker.process.poll() is not None:
+                raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
+        committed = await committed_offsets(bootstrap, group, topic, len(ends))
+        if all(committed[p] >= end for p, end in ends.items()):
+            return
+        await asyncio.sleep(1.0)
+    tails = "\n---\n".join(worker.log_tail() for worker in workers)
+    raise AssertionError(f"committed {committed}, expected {ends} after {timeout:.0f} s:\n{tails}")
+
+
+async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()

@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from detector.detection.core import Detector
+from detector.detection.ordering import SummaryKey, record_position
 from detector.detection.records import decode_request
 from detector.detection.stages import CampaignStages, ChainedStages, DetectStage, LinkStage, MergeStage, Shard
 from detector.sim.scenario import Scenario
@@ -81,8 +82,15 @@ def test_the_detect_stage_returns_alerts_dead_letters_and_summaries_of_one_messa
     dead_letter = orjson.loads(detected.dead_letters[0].value)
     assert dead_letter["source"] == {"topic": "llm.requests", "partition": 3, "offset": 42}
     assert dead_letter["index"] == 3
-    assert {o.account_id for o in detected.observations} == {"a"}  # its first summaries, for the link stage
-    assert detected.memberships == []
+    # its first summaries, for the campaign stage, under the key it orders them by: time, partition,
+    # place in the partition (the message's offset and the record's index in it)
+    key, observations = detected.summaries[0]
+    assert key == SummaryKey(T0, 3, record_position(42, 0)) and {o.account_id for o in observations} == {"a"}
+    assert detected.observations == detected.memberships == ()
+    # read again (a worker restarted from an older checkpoint), the records are skipped: their account
+    # already holds them
+    again = stage.handle(message, topic="llm.requests", partition=3, offset=42)
+    assert again.summaries == [] and stage.detector.profiles["a"].requests == 3 and stage.detector.duplicates == 3
 
 
 def test_a_shard_detects_only_its_accounts_and_one_shard_reports_a_split_messages_dead_letters():

@@ -3,31 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import zlib
 from types import SimpleNamespace
 
 import orjson
-from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, UpdatePacer
 from detector.detection.campaigns import AttributeObservation, CampaignPolicy, Membership
 from detector.detection.core import Detector
+from detector.detection.ordering import Progress, SummaryKey, record_position
 from detector.detection.records import request_to_json
-from detector.detection.stages import DetectStage, LinkStage, MergeStage, encode_membership
+from detector.detection.stages import DetectStage, OrderedCampaigns
 from detector.stream.config import Settings
 from detector.stream.handover import AccountHandover
 from detector.stream.metrics import DetectorMetrics
 from detector.stream.state import load
 from detector.stream.steps import (
     AlertEncoder,
+    CampaignStep,
     DetectStep,
-    LinkStep,
-    MergeStep,
+    InputOrder,
     RecordingSink,
     Snapshots,
-    decode_observations,
-    encode_observations,
+    decode_news,
+    decode_summaries,
+    encode_news_clock,
+    encode_news_membership,
+    encode_summaries,
 )
 from tests.unit.detection.test_core import HOUR, T0, background, extractor
 
@@ -62,57 +64,115 @@ def test_the_detect_step_sends_an_extractors_alert_keyed_by_its_account_and_dead
     assert step.changed["script"] == 2
 
 
-def test_account_summaries_go_to_the_attributes_partition_of_their_attribute_when_flushed():
-    sink = RecordingSink()
-    step = detect_step(sink)
-    asyncio.run(step.handle(request_to_json(next(extractor("a", T0, 1, client_ip="203.0.113.9"))), b"a", "t", 0, 0))
-    assert step.pending and not sink.sent
-    asyncio.run(step.flush_observations())
-    assert not step.pending
-    for message in sink.to(SETTINGS.attributes_topic):
-        for observation in decode_observations(message.value):
-            assert zlib.crc32(observation.attribute.encode()) % SETTINGS.partitions == message.partition
-
-
-def test_a_batch_of_input_messages_is_detected_message_by_message():
-    sink = RecordingSink()
-    step = detect_step(sink)
-    source = TopicPartition("llm.requests", 3)
-    messages = [
-        SimpleNamespace(value=request_to_json(request), key=None, offset=n)
-        for n, request in enumerate(extractor("script", T0, 5))
+def messages_of(requests, first_offset: int = 0) -> list[SimpleNamespace]:
+    """Requests as the consumer hands them out, one record a message."""
+    return [
+        SimpleNamespace(value=request_to_json(request), key=request.account_id.encode(), offset=first_offset + n)
+        for n, request in enumerate(requests)
     ]
-    asyncio.run(step.handle_batch({source: messages}))
-    assert step.detector.profiles["script"].requests == 5 and step.changed == {"script": 3}
 
 
-def test_membership_news_reaches_the_detector_in_both_wire_forms():
-    """membership.v1, and the form of the release before it that a compacted topic still holds."""
+def fill(order: InputOrder, step: DetectStep, partition: int, messages, highwater: int | None = None) -> None:
+    """Messages fetched from ``partition``; ``highwater``: the broker's end offset (None: not known yet)."""
+    order.assign({partition: messages[0].offset if messages else 0})
+    for message in messages:
+        decoded, event_time = step.decode(message.value)
+        order.add(partition, message, decoded, event_time)
+    order.note_position(partition, messages[-1].offset + 1 if messages else 0, highwater)
+
+
+def test_input_messages_are_handed_out_oldest_first_and_wait_for_a_partition_that_holds_unread_records():
     step = detect_step(RecordingSink())
-    step.apply_membership(b"a", encode_membership(Membership("a", "cmp_0123456789ab", T0)))
-    step.apply_membership(b"b", orjson.dumps({"campaign_id": "cmp_ba9876543210", "since": T0}))
-    step.apply_membership(b"c", b"not json")
-    assert step.detector.campaign_of == {"a": "cmp_0123456789ab", "b": "cmp_ba9876543210"}
-    step.apply_membership(b"a", encode_membership(Membership("a", None, T0 + 1)))
-    assert step.detector.campaign_of == {"b": "cmp_ba9876543210"}
+    order = InputOrder()
+    early = messages_of(extractor("early", T0, 3))
+    late = messages_of(extractor("late", T0 + HOUR, 3))
+    fill(order, step, 0, late, highwater=3)
+    fill(order, step, 1, early[:2], highwater=3)  # one record of partition 1 not fetched yet
+    taken = []
+    while (item := order.next()) is not None:
+        taken.append((item[0], item[1].offset))
+    # partition 1's third record may be older than partition 0's: nothing of partition 0 goes first
+    assert taken == [(1, 0), (1, 1)]
+    order.add(1, early[2], *step.decode(early[2].value))
+    order.note_position(1, 3, 3)
+    while (item := order.next()) is not None:
+        taken.append((item[0], item[1].offset))
+    assert taken == [(1, 0), (1, 1), (1, 2), (0, 0), (0, 1), (0, 2)]
+    assert order.processed_to == {0: 3, 1: 3} and order.drained(0) and order.drained(1)
 
 
-def test_link_and_merge_steps_turn_shared_payment_summaries_into_one_campaign_alert_and_its_members():
+def test_a_drained_partition_holds_nobody_back_and_a_paused_order_hands_out_nothing():
+    step = detect_step(RecordingSink())
+    order = InputOrder()
+    fill(order, step, 0, messages_of(extractor("a", T0, 2)), highwater=2)
+    fill(order, step, 1, [], highwater=0)
+    order.pauses += 1
+    assert order.next() is None
+    order.pauses -= 1
+    assert [order.next()[1].offset, order.next()[1].offset, order.next()] == [0, 1, None]
+
+
+def test_summaries_and_progress_go_to_the_campaign_stage_in_one_message_when_flushed():
     sink = RecordingSink()
+    step = detect_step(sink)
+    order = InputOrder()
+    fill(order, step, 2, messages_of(extractor("a", T0, 1, client_ip="203.0.113.9")), highwater=1)
+    asyncio.run(step.handle_ordered(order, "t"))
+    assert step.pending and not sink.sent
+    asyncio.run(step.flush_summaries(order))
+    assert not step.pending
+    [message] = sink.to(SETTINGS.summaries_topic)
+    summaries, progress = decode_summaries(message.value)
+    assert message.partition == 0
+    assert [key for key, _ in summaries] == [SummaryKey(T0, 2, record_position(0, 0))]
+    assert {o.account_id for _, observations in summaries for o in observations} == {"a"}
+    assert progress == [Progress(2, T0, True)]
+
+
+def test_campaign_news_reaches_the_detector_and_its_clock_releases_the_alert_decisions_it_covers():
+    sink = RecordingSink()
+    step = detect_step(sink, Detector(wait_for_campaigns=True))
+    order = InputOrder()
+    requests = traffic()
+    fill(order, step, 0, messages_of(requests), highwater=len(requests))
+    asyncio.run(step.handle_ordered(order, "t"))
+    assert not sink.to(SETTINGS.alerts_topic) and step.detector.undecided  # decisions wait for the clock
+
+    async def news(*pairs):
+        for key, value in pairs:
+            await step.apply_news(key, value)
+
+    asyncio.run(news(encode_news_membership(Membership("other", "cmp_0123456789ab", T0), T0), encode_news_clock(T0)))
+    assert step.detector.campaign_of == {"other": "cmp_0123456789ab"} and not sink.to(SETTINGS.alerts_topic)
+    asyncio.run(news(encode_news_clock(T0 + 5 * HOUR)))
+    alerts = [orjson.loads(m.value)["data"] for m in sink.to(SETTINGS.alerts_topic)]
+    assert [(a["account_ids"], a["status"]) for a in alerts] == [(["script"], "firing")]
+    assert not step.detector.undecided
+
+
+def campaign_step(sink: RecordingSink, pace: float = 30.0, clock=lambda: 100.0, partitions: int = 1) -> CampaignStep:
     metrics = DetectorMetrics.create(CollectorRegistry())
-    clock = [100.0]
-    link = LinkStep(LinkStage(), SETTINGS, sink)
-    merge = MergeStep(
-        MergeStage(), SETTINGS, sink, AlertEncoder(SETTINGS, metrics), UpdatePacer(30.0), clock=lambda: clock[0]
+    return CampaignStep(
+        OrderedCampaigns(partitions), SETTINGS, sink, AlertEncoder(SETTINGS, metrics), UpdatePacer(pace), clock=clock
     )
+
+
+def summaries_message(observations, partition: int = 0, drained: bool = False) -> bytes:
+    """Each observation as one record's summary, and the partition's progress to the newest of them."""
+    keyed = [(SummaryKey(o.timestamp, partition, n), [o]) for n, o in enumerate(observations)]
+    newest = max(o.timestamp for o in observations)
+    return encode_summaries(keyed, [Progress(partition, newest, drained)])
+
+
+def test_the_campaign_step_turns_shared_payment_summaries_into_one_campaign_alert_its_members_and_news():
+    sink = RecordingSink()
+    clock = [100.0]
+    step = campaign_step(sink, clock=lambda: clock[0])
     summaries = [AttributeObservation("payment:p1", f"a{n}", T0 + n * 60, 4, 4, 4, T0) for n in range(40)]
 
     async def run():
         for start in (0, 30):  # two messages: the campaign alerts, then grows
-            await link.handle(encode_observations(summaries[start : start + 30]))
-        for message in sink.to(SETTINGS.links_topic):
-            assert message.partition == 0
-            await merge.handle(message.value)
+            await step.handle(summaries_message(summaries[start : start + 30], drained=start == 30))
 
     asyncio.run(run())
     campaign_alerts = [orjson.loads(m.value) for m in sink.to(SETTINGS.alerts_topic)]
@@ -122,13 +182,33 @@ def test_link_and_merge_steps_turn_shared_payment_summaries_into_one_campaign_al
     assert all(orjson.loads(m.value)["campaign_id"] == campaign_alerts[0]["data"]["campaign_id"] for m in members)
     # formed at its fourth account (T0 + 3 min), held 20 min (to T0 + 23 min, 24 accounts): paged then
     assert [a["data"]["account_count"] for a in campaign_alerts] == [24]
+    # the news: every membership change, each message's clock after the changes it covers
+    news = [decode_news(m.key, m.value) for m in sink.to(SETTINGS.news_topic)]
+    assert {n[0].account_id for n in news if isinstance(n, tuple)} == {f"a{n}" for n in range(40)}
+    clocks = [(i, n) for i, n in enumerate(news) if isinstance(n, float)]
+    assert [n for _, n in clocks] == [T0 + 29 * 60, T0 + 39 * 60] and clocks[-1][0] == len(news) - 1
     # grown to 34 ten event-time minutes after its first alert, the campaign is re-sent, but within
-    # 30 s of wall time of the first one: the update waits for its turn. When it comes, the links have
-    # paused, so the idle sweep has sent the whole list (40), which replaced the waiting update
+    # 30 s of wall time of the first one: the update waits for its turn. When it comes, the summaries
+    # have paused, so the idle sweep has sent the whole list (40), which replaced the waiting update
     clock[0] += 30.0
-    asyncio.run(merge.send_due())
+    asyncio.run(step.send_due())
     counts = [orjson.loads(m.value)["data"]["account_count"] for m in sink.to(SETTINGS.alerts_topic)]
     assert counts == [24, 40]
+
+
+def test_the_campaign_step_holds_summaries_until_every_partition_has_passed_their_time():
+    sink = RecordingSink()
+    step = campaign_step(sink, pace=0.0, partitions=2)
+    ahead = [AttributeObservation("payment:p1", f"a{n}", T0 + n * 60, 4, 4, 4, T0) for n in range(30)]
+    asyncio.run(step.handle(summaries_message(ahead, partition=0)))
+    assert not sink.sent  # partition 1 has not reported: it may hold older summaries
+    asyncio.run(step.handle(encode_summaries([], [Progress(1, T0 + 10 * 60, False)])))
+    news = [decode_news(m.key, m.value) for m in sink.to(SETTINGS.news_topic)]
+    assert news == [T0 + 10 * 60]  # taken up to the slower partition: not yet a campaign to announce
+    asyncio.run(step.handle(encode_summaries([], [Progress(1, T0 + 40 * 60, False)])))
+    news = [decode_news(m.key, m.value) for m in sink.to(SETTINGS.news_topic)]
+    assert news[-1] == T0 + 29 * 60  # now partition 0 is the slower one
+    assert {m.key for m in sink.to(SETTINGS.membership_topic)} == {f"a{n}".encode() for n in range(30)}
 
 
 def test_a_snapshot_is_written_to_disk_and_the_changed_profiles_handed_over(tmp_path):
@@ -144,45 +224,50 @@ def test_a_snapshot_is_written_to_disk_and_the_changed_profiles_handed_over(tmp_
     settings = Settings(data_dir=str(tmp_path))
     handover = AccountHandover(step.detector, "state", 4, send=send, reader=None, changed=step.changed)
     metrics = DetectorMetrics.create(CollectorRegistry())
-    asyncio.run(Snapshots(settings, step, handover, metrics).take())
+    order = InputOrder()
+    order.assign({5: 10})
+    flushed = []
+
+    async def flush():
+        flushed.append(len(sent))
+
+    offsets = asyncio.run(Snapshots(settings, step, handover, metrics).take(order, flush))
+    assert offsets == {5: 10}
     assert sent == [("state", 1, [b"script"])]
+    assert flushed == [0, 1]  # before the snapshot is in place, and after the profiles are published
     restored = Detector()
     assert load(restored, settings.snapshot_path) and restored.profiles == step.detector.profiles
 
 
-def test_when_links_stop_coming_the_merge_step_sends_the_last_growth_of_a_campaign():
+def test_when_summaries_stop_coming_the_campaign_step_sends_the_last_growth_of_a_campaign():
     """Members that join late in event time (a partition that lags) do not re-send the campaign on
-    their own, and a feed that ends leaves no later sweep to do it: after a quiet spell the merge step
-    sweeps at the newest event time it saw, and the grown campaign's update goes out."""
+    their own, and a feed that ends leaves no later sweep to do it: after a quiet spell the campaign
+    step sweeps at the newest event time it saw, and the grown campaign's update goes out."""
     sink = RecordingSink()
-    metrics = DetectorMetrics.create(CollectorRegistry())
     clock = [100.0]
-    link = LinkStep(LinkStage(), SETTINGS, sink)
-    merge = MergeStep(MergeStage(), SETTINGS, sink, AlertEncoder(SETTINGS, metrics), UpdatePacer(0.0), lambda: clock[0])
+    step = campaign_step(sink, pace=0.0, clock=lambda: clock[0])
     hold = CampaignPolicy().campaign_alert_hold_minutes * 60
     alerted = [AttributeObservation("payment:p1", f"a{n}", T0, 4, 4, 4, T0) for n in range(25)]
 
     def elsewhere(t: float) -> list[AttributeObservation]:  # the clock moves on
         return [AttributeObservation("network:n9", "b", t, 4, 0, 0, T0)]
 
-    late = [AttributeObservation("payment:p1", f"a{n}", T0 + hold + 60, 4, 4, 4, T0) for n in range(25, 30)]
+    late = [AttributeObservation("payment:p1", f"a{n}", T0 + hold + 660, 4, 4, 4, T0) for n in range(25, 30)]
 
     def sizes() -> list[int]:
         return [orjson.loads(m.value)["data"]["account_count"] for m in sink.to(SETTINGS.alerts_topic)]
 
     async def run():
         # the campaign alerts at the sweep that ends its hold; the clock moves ten minutes on, and then
-        # its last members' links arrive, late in event time
+        # its last members' summaries arrive
         for observations in (alerted, elsewhere(T0 + hold), elsewhere(T0 + hold + 600), late):
-            await link.handle(encode_observations(observations))
-        for message in sink.to(SETTINGS.links_topic):
-            await merge.handle(message.value)
-        await merge.send_due()  # not quiet long enough yet
+            await step.handle(summaries_message(observations, drained=True))
+        await step.send_due()  # not quiet long enough yet
         before = sizes()
         clock[0] += 10.0
-        await merge.send_due()
+        await step.send_due()
         return before, sizes()
 
     before, after = asyncio.run(run())
-    assert before == [25]
-    assert after == [25, 30]
+    assert before[0] == 25 and before[-1] < 30
+    assert after[-1] == 30
