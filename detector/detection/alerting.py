@@ -131,7 +131,7 @@ def summarise(account_id: str, assessment: Assessment, requests: int) -> str:
 
 _PHRASES = {
     "reasoning_elicitation_share": "{:.0%} of prompts ask for step-by-step reasoning",
-    "harvest_shaped_share": "{:.0%} of requests open a conversation with new content and get a long answer",
+    "harvest_shaped_share": "{:.0%} of conversation openings ask something new and get a long answer",
     "templated_novel_fill_share": "{:.0%} of prompts fill one template with new content",
     "capability_focus": "{:.0%} of prompts on one task kind",
     "output_at_max_tokens_share": "{:.0%} of outputs cut off at max_tokens",

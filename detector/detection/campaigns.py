@@ -74,19 +74,21 @@ class CampaignPolicy:
     """Share of an attribute's checked requests that must be harvest-shaped. Lower than the account
     share: operators mix ordinary chat into their accounts as cover, and people rarely reach it."""
     account_harvest_share: float = 0.3
-    """Share of an account's own checked requests that must be harvest-shaped for it to link. People
-    seldom send one in ten (long single questions happen); accounts with cover chat still do one in three."""
+    """Share of an account's own checked requests from which it counts among an attribute's harvesting
+    accounts (for ``attribute_harvest_share`` and ``exclusive_share``). People seldom send one in ten
+    (long single questions happen); most accounts with cover chat still do one in three."""
+    ordinary_harvest_rate: float = 0.05
+    """Share of harvest-shaped requests in ordinary traffic, against which an account on a linking
+    attribute is judged (:meth:`AttributeIndex._harvests`): people's chats reach a few in a hundred."""
     min_campaign_accounts: int = 4
     """A component alerts from this many member accounts."""
     campaign_alert_hold_minutes: float = 20.0
     """A new campaign waits this long (event time) before its first alert: fragments of one operator
     (accounts on different cards that a client set-up or a creation hour joins a little later) merge
-    first, and on-call sees one alert, not one per fragment and a 'merged into' after each."""
-    large_campaign_accounts: int = 25
-    small_campaign_hold_minutes: float = 60.0
-    """Campaigns under ``large_campaign_accounts`` members wait this long instead: most are fragments
-    of a larger one, on separate cards, that merge within the hour; a campaign that stays small is
-    paged an hour after it formed."""
+    first, and on-call sees one alert, not one per fragment and a 'merged into' after each. Small
+    campaigns wait no longer than large ones: under the account alert hold
+    (``DetectionPolicy.account_alert_hold_minutes``), a few accounts that harvest hard are paged
+    through their campaign's alert, not each through its own first."""
     critical_campaign_accounts: int = 100
     min_resend_minutes: float = 10.0
     """A growing campaign's alert is re-sent at most this often (event time): its member list trails
@@ -141,9 +143,9 @@ class Link(NamedTuple):
     """The attribute is exclusive to harvesters (``CampaignPolicy.exclusive_share``) as of this link."""
 
 
-HARVEST_PRIOR_WEIGHT = 4.0
-EXCLUSIVE_PRIOR = 0.5
-"""The prior share of an account seen on an attribute that nearly only harvesting accounts use."""
+MOST_LIKE_A_GROUP = 0.95
+"""Highest harvest-shaped share an attribute's traffic is taken to have when an account is judged
+against it: no group harvests in every request, and one ordinary request must not weigh infinitely."""
 UNLINK_EVIDENCE = 3
 """Checked requests before an account whose traffic stopped harvesting is unlinked: one
 step-by-step question from an ordinary user behind a proxy range joins nobody for long."""
@@ -286,15 +288,37 @@ class AttributeIndex:
         question weighs little among a NAT's or an SDK's hundreds."""
         return checked >= 1 and harvest_like >= self.policy.account_harvest_share * checked
 
-    def _harvests(self, checked: int, harvest_like: int, prior: float = 0.1) -> bool:
-        """Whether an account's own traffic harvests: its share of harvest-shaped requests, pulled
-        towards ``prior`` as if it had sent :data:`HARVEST_PRIOR_WEIGHT` requests more, reaches
-        ``account_harvest_share``. With the prior of ordinary traffic one long first question is
-        not a habit, two are; on an attribute that only harvesters use (:data:`EXCLUSIVE_PRIOR`)
-        an account's first harvest-shaped request suffices, so a campaign's slow accounts join as
-        they arrive. An account with no harvest-shaped request joins nothing, whatever it shares."""
-        share = (harvest_like + prior * HARVEST_PRIOR_WEIGHT) / (checked + HARVEST_PRIOR_WEIGHT)
-        return harvest_like >= 1 and share >= self.policy.account_harvest_share
+    def _harvests(self, state: _AttributeState, checked: int, harvest_like: int, specific: bool) -> bool:
+        """Whether an account's own traffic is the attribute's harvesting rather than ordinary traffic.
+
+        A likelihood ratio: its harvest-shaped and other requests under the share the attribute's
+        traffic shows, against ``ordinary_harvest_rate``, times the prior odds that an account seen
+        with the attribute is one of its harvesting accounts. An account that mixes cover chat into a
+        campaign's harvest looks like its campaign; a person behind a proxy range that a campaign also
+        uses looks ordinary after a few requests. On a client set-up, a creation hour or a template
+        (``specific`` false: anyone's browser or SDK shares them), one harvest-shaped request is no
+        habit, two are, unless the attribute is exclusive to harvesters; on a card or a network
+        mostly harvesters use, one is enough. An account with none joins nothing, whatever it shares.
+
+        >>> index = AttributeIndex()
+        >>> card = _AttributeState(0.0, 0.0, checked=100, harvest_like=40, harvesting_accounts=9)
+        >>> card.members = {f"a{n}": (0, 0, 0, 0.0) for n in range(10)}
+        >>> index._harvests(card, 12, 3, True), index._harvests(card, 12, 1, False), index._harvests(card, 3, 0, True)
+        (True, False, False)
+        """
+        if harvest_like < (1 if state.exclusive or specific else 2) or not state.checked:
+            return False
+        ordinary = self.policy.ordinary_harvest_rate
+        group = min(state.harvest_like / state.checked, MOST_LIKE_A_GROUP)
+        if group <= ordinary:
+            return False
+        harvesters = state.harvesting_accounts
+        evidence = (
+            harvest_like * math.log(group / ordinary)
+            + (checked - harvest_like) * math.log((1.0 - group) / (1.0 - ordinary))
+            + math.log((harvesters + 1) / (len(state.members) - harvesters + 1))
+        )
+        return evidence >= 0.0
 
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
@@ -325,11 +349,8 @@ class AttributeIndex:
         state.harvest_like += observation.harvest_like
         state.harvesting_accounts += self._shows_harvesting(observation.checked, observation.harvest_like)
         was_linking = state.linking
-        minimum = (
-            policy.min_attribute_accounts
-            if kind_of(observation.attribute) in _SPECIFIC_KINDS
-            else policy.min_shared_accounts
-        )
+        specific = kind_of(observation.attribute) in _SPECIFIC_KINDS
+        minimum = policy.min_attribute_accounts if specific else policy.min_shared_accounts
         state.linking = (
             state.harvesting_accounts >= minimum
             and state.harvesting_accounts >= policy.attribute_harvest_share * len(state.members)
@@ -348,12 +369,11 @@ class AttributeIndex:
             everyone = not was_linking or (exclusive and not state.exclusive)
             state.exclusive = exclusive
             candidates = list(state.members.items()) if everyone else [(account, state.members[account])]
-            prior = EXCLUSIVE_PRIOR if exclusive else 0.1
             for member, (requests, checked, harvest_like, first_seen) in candidates:
                 if (
                     member not in state.linked
                     and first_seen >= established
-                    and self._harvests(checked, harvest_like, prior)
+                    and self._harvests(state, checked, harvest_like, specific)
                 ):
                     state.linked.add(member)
                     links.append(
@@ -371,7 +391,7 @@ class AttributeIndex:
             previous is not None
             and account in state.linked
             and observation.checked >= UNLINK_EVIDENCE
-            and not self._harvests(observation.checked, observation.harvest_like)
+            and not self._harvests(state, observation.checked, observation.harvest_like, specific)
         ):
             state.linked.discard(account)
             links.append(
@@ -743,7 +763,7 @@ class CampaignBook:
             return []
         if campaign.qualified_at is None:
             campaign.qualified_at = now
-        if not campaign.open and now - campaign.qualified_at < self._hold_seconds(size):
+        if not campaign.open and now - campaign.qualified_at < self.policy.campaign_alert_hold_minutes * 60.0:
             return []
         if campaign.open:
             if size <= campaign.alerted_size or (
@@ -762,17 +782,6 @@ class CampaignBook:
         campaign.alerted_at = now
         campaign.sequence += 1
         return [self._alert(campaign, "firing", campaign.last_seen)]
-
-    def _hold_seconds(self, size: int) -> float:
-        """How long a new campaign of ``size`` members waits before its first alert: a few accounts on
-        one card may be a fragment that a creation hour or a client set-up joins to others later."""
-        policy = self.policy
-        minutes = (
-            policy.campaign_alert_hold_minutes
-            if size >= policy.large_campaign_accounts
-            else policy.small_campaign_hold_minutes
-        )
-        return minutes * 60.0
 
     def resend_grown(self, now: float) -> tuple[list[Alert], list[Membership]]:
         """Re-send the alerts of open campaigns that grew since their last one; nothing else. For a

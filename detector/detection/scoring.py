@@ -191,9 +191,9 @@ def _harvest_readings(profile: AccountProfile, policy: DetectionPolicy) -> list[
         readings.append(
             _ramped(
                 "harvest_shaped_share",
-                profile.harvest_like / profile.harvest_checked,
+                harvest_opening_share(profile),
                 policy.harvest_shaped,
-                "share of requests opening a conversation with new content and getting a long answer",
+                "share of conversation openings with new content that got a long answer",
             )
         )
     if profile.max_token_observations:
@@ -363,6 +363,29 @@ def _established(profile: AccountProfile, now: float, policy: DetectionPolicy) -
     if created_at is None or profile.first_seen - created_at < policy.new_account[1] * 86400.0:
         return False
     return activity.recent_rate(profile, now) < policy.blatant_requests_per_hour
+
+
+OPENING_SHARE_FLOOR = 0.25
+"""Least share of openings an account is taken to have (a conversation of four turns on average):
+an account that nearly never opens one has too few openings to weigh."""
+
+
+def harvest_opening_share(profile: AccountProfile) -> float:
+    """Share of the account's conversation openings that were shaped like harvesting.
+
+    Only an opening can be harvest-shaped, so the follow-up turns of ordinary chat that an operator
+    mixes into an account as cover would dilute a share of all requests; a share of openings counts
+    what the operator gets per conversation. Openings are estimated from the first-turn share.
+
+    >>> profile = AccountProfile(first_seen=0.0, last_seen=0.0, harvest_checked=10, harvest_like=5)
+    >>> profile.turn_observations, profile.first_turn_share = 10, 0.625  # five harvests, chats of 5/3 turns
+    >>> harvest_opening_share(profile)
+    0.8
+    """
+    share = profile.harvest_like / profile.harvest_checked
+    if profile.turn_observations:
+        share /= max(profile.first_turn_share, OPENING_SHARE_FLOOR)
+    return min(share, 1.0)
 
 
 _PAYLOAD = frozenset(

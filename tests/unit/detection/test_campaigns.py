@@ -12,14 +12,14 @@ from detector.detection.campaigns import (
     Sweeps,
     paired,
 )
+from detector.detection.policy import DetectionPolicy
 from detector.detection.stages import CampaignStages
 
 T0 = 1_772_409_600.0
 HOUR = 3600.0
 POLICY = CampaignPolicy()
 HOLD = POLICY.campaign_alert_hold_minutes * 60
-"""How long a campaign of 25 accounts or more waits before its first alert."""
-SMALL_HOLD = POLICY.small_campaign_hold_minutes * 60
+"""How long a new campaign waits before its first alert."""
 RESEND = POLICY.min_resend_minutes * 60
 
 
@@ -100,8 +100,8 @@ def test_growth_re_sends_under_the_same_dedup_key():
     for n in range(40):
         alerts += report(linker, f"a{n}", ["payment:p1"], T0 + n * 60)[0]
     sent = firing(alerts)
-    # paged at 25 accounts, 21 minutes after it formed with four; grown, and ten minutes later
-    assert [len(a.account_ids) for a in sent] == [25, 35]
+    # paged 20 minutes after it formed with four (24 accounts by then); grown, and ten minutes later
+    assert [len(a.account_ids) for a in sent] == [24, 34]
     assert len({a.dedup_key for a in sent}) == 1 and [a.sequence for a in sent] == list(range(1, len(sent) + 1))
 
 
@@ -260,7 +260,7 @@ def test_accounts_linked_before_their_client_became_exclusive_join_when_it_does(
     linker = CampaignLinker()
     for n in range(20):
         report(linker, f"op{n}", [f"payment:own{n}", "setup:script"], T0 + n * 60)
-    alerts, _ = linker.expire(T0 + 12 * 60 + SMALL_HOLD)  # four members at T0 + 12 min
+    alerts, _ = linker.expire(T0 + 12 * 60 + HOLD)  # four members at T0 + 12 min
     assert {f"op{n}" for n in range(20)} <= set(firing(alerts)[-1].account_ids)
 
 
@@ -316,19 +316,21 @@ def test_fragments_on_two_cards_that_merge_while_the_alert_is_held_are_paged_onc
         alerts += report(linker, f"a{n}", ["payment:p1", *operator], T0 + n)[0]
     for n in range(4):
         alerts += report(linker, f"b{n}", ["payment:p2", *operator], T0 + 600 + n)[0]
-    alerts += linker.expire(T0 + 3 + SMALL_HOLD)[0]
+    alerts += linker.expire(T0 + 3 + HOLD)[0]
     assert [a.status for a in alerts] == ["firing"]
     assert set(alerts[0].account_ids) == {f"{fragment}{n}" for fragment in "ab" for n in range(4)}
 
 
-def test_a_campaign_of_fewer_than_25_accounts_is_paged_only_an_hour_after_it_formed():
+def test_a_small_campaign_is_paged_one_hold_after_it_formed_before_its_members_account_alerts():
+    """Four accounts that harvest hard cross the account threshold as the campaign forms: the campaign's
+    alert must come first, or each of them is paged on its own before it."""
     linker = CampaignLinker()
     for n in range(4):
         report(linker, f"a{n}", ["payment:p1"], T0)
-    assert not firing(linker.expire(T0 + HOLD)[0])  # a large campaign would have been paged by now
-    assert not firing(linker.expire(T0 + SMALL_HOLD - 60)[0])
-    [sent] = firing(linker.expire(T0 + SMALL_HOLD)[0])
+    assert not firing(linker.expire(T0 + HOLD - 60)[0])
+    [sent] = firing(linker.expire(T0 + HOLD)[0])
     assert sent.extra["account_count"] == 4
+    assert DetectionPolicy().account_alert_hold_minutes * 60 > HOLD
 
 
 def test_an_account_active_long_before_its_attribute_began_linking_is_not_linked_by_it():
@@ -355,7 +357,7 @@ def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_a
     operator = paired(["setup:sdk", "cohort:h1"])
     for n in range(9):  # fewer than min_exclusive_accounts: the pair joins them as a strong kind would
         report(linker, f"op{n}", operator, T0 + 100 + n)
-    [sent] = firing(linker.expire(T0 + 107 + SMALL_HOLD)[0])  # formed with op7, at T0 + 107
+    [sent] = firing(linker.expire(T0 + 107 + HOLD)[0])  # formed with op7, at T0 + 107
     assert set(sent.account_ids) == {f"op{n}" for n in range(9)}
     assert [item["attribute"] for item in sent.extra["shared_attributes"]] == ["pair"]
 
@@ -381,3 +383,35 @@ def test_a_template_four_eval_pipelines_share_links_nobody_while_four_accounts_o
         links += index.observe(AttributeObservation("template:suite", f"eval{n}", T0 + n, 2, 2, 2, T0 + n))
         links += index.observe(AttributeObservation("payment:card", f"a{n}", T0 + n, 2, 2, 2, T0 + n))
     assert {(link.attribute, link.account_id) for link in links} == {("payment:card", f"a{n}") for n in range(4)}
+
+
+def test_an_account_mixing_cover_chat_into_its_harvest_joins_the_campaign_on_its_card():
+    """A card's campaign harvests in about half its requests (the rest is cover chat): an account on it
+    with one harvest-shaped request in four looks like its campaign, not like a person."""
+    linker = CampaignLinker()
+    for n in range(10):
+        report(linker, f"a{n}", ["payment:p1"], T0 + n, checked=4, harvest_like=2)
+    report(linker, "covered", ["payment:p1"], T0 + 100, checked=4, harvest_like=1)
+    assert linker.book.campaign_of.get("covered") == linker.book.campaign_of["a0"]
+
+
+def test_a_person_behind_a_campaigns_network_with_one_long_question_among_many_is_not_linked():
+    """One harvest-shaped request in twelve is what people send; on a network a campaign mostly uses,
+    the account is still judged ordinary."""
+    linker = CampaignLinker()
+    for n in range(10):
+        report(linker, f"a{n}", ["network:n1"], T0 + n, checked=4, harvest_like=2)
+    report(linker, "person", ["network:n1"], T0 + 100, checked=12, harvest_like=1)
+    assert "person" not in linker.book.campaign_of
+
+
+def test_one_harvest_shaped_request_on_a_client_set_up_others_share_links_nobody():
+    """A browser's set-up is shared by its ordinary users: one long first answer is no habit there."""
+    index = AttributeIndex()
+    for n in range(10):
+        index.observe(AttributeObservation("setup:browser", f"a{n}", T0 + n, 2, 2, 2, T0 + n))
+    for n in range(2):  # its ordinary users: the set-up is not exclusive to harvesters
+        index.observe(AttributeObservation("setup:browser", f"user{n}", T0 + 20 + n, 5, 5, 0, T0))
+    links = index.observe(AttributeObservation("setup:browser", "person", T0 + 100, 1, 1, 1, T0 + 100))
+    links += index.observe(AttributeObservation("setup:browser", "person", T0 + 101, 2, 2, 1, T0 + 100))
+    assert [link for link in links if link.account_id == "person"] == []
