@@ -22,7 +22,8 @@ Membership changes have one wire form, :func:`encode_membership`
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -40,7 +41,15 @@ from detector.detection.campaigns import (
     Sweeps,
 )
 from detector.detection.core import Detector
-from detector.detection.records import Request, decode_envelope, rejection_to_dlq
+from detector.detection.hygiene import EventTimeGuard, SetAside
+from detector.detection.records import (
+    Rejection,
+    Request,
+    decode_envelope,
+    redact_prompt_text,
+    rejection_to_dlq,
+    request_to_json,
+)
 
 
 class DeadLetter(NamedTuple):
@@ -54,7 +63,8 @@ class Detected(NamedTuple):
     """What the detect stage made of one input message."""
 
     requests: list[Request]
-    """The records accepted, in order (the worker notes their accounts as changed)."""
+    """The records admitted, in order (the worker notes their accounts as changed); the detector may
+    see them later (``reorder_seconds``)."""
     alerts: Sequence[Alert]
     dead_letters: Sequence[DeadLetter]
     observations: Sequence[AttributeObservation]
@@ -87,14 +97,23 @@ class Shard:
 class DetectStage:
     """Stage 1: decode one message, run its records through the detector, route what comes out.
 
-    Bad input is data: each rejected record becomes a dead letter naming where it was found.
+    Bad input is data: each rejected record becomes a dead letter naming where it was found, and so
+    does each valid record that :class:`~detector.detection.hygiene.EventTimeGuard` sets aside (a
+    far-future or far-late stamp, a duplicate): the detector's clock moves only on records it admits.
     """
 
-    def __init__(self, detector: Detector, campaigns: CampaignStages | None = None):
+    def __init__(
+        self,
+        detector: Detector,
+        campaigns: CampaignStages | None = None,
+        wall_clock: Callable[[], float] | None = None,
+    ):
         """``campaigns``: the link and merge stages when they run in this process (see
-        :meth:`Detector.process <detector.detection.core.Detector.process>`)."""
+        :meth:`Detector.process <detector.detection.core.Detector.process>`); ``wall_clock``: epoch
+        seconds now, in the worker (records stamped ahead of it are set aside); replay has none."""
         self.detector = detector
         self.campaigns = campaigns
+        self.guard = EventTimeGuard(detector.policy, wall_clock, detector.watermark)
 
     def handle(
         self, value: bytes, *, topic: str, partition: int | None, offset: int, shard: Shard | None = None
@@ -110,26 +129,59 @@ class DetectStage:
             requests = [request for request in requests if shard.owns(request.account_id)]
             if not shard.owns_message(offset):
                 rejections = []
-        alerts: Sequence[Alert] = ()
-        observations: Sequence[AttributeObservation] = ()
-        memberships: Sequence[Membership] = ()
-        process, campaigns = self.detector.process, self.campaigns
+        source = (topic, partition, offset)
+        offer = self.guard.offer
         if len(requests) == 1:  # the common message, and replay's line: no lists to build
-            alerts, observations, memberships = process(requests[0], campaigns)
-        elif requests:
-            alerts, observations, memberships = [], [], []
+            admitted, ready, set_aside = offer(requests[0], source)
+        else:
+            admitted, ready, set_aside = [], [], []
             for request in requests:
-                processed = process(request, campaigns)
-                alerts.extend(processed.alerts)
-                observations.extend(processed.observations)
-                memberships.extend(processed.memberships)
-        if not rejections:
-            return Detected(requests, alerts, (), observations, memberships)
+                offered = offer(request, source)
+                admitted.extend(offered[0])
+                ready.extend(offered[1])
+                set_aside.extend(offered[2])
         dead_letters = [
             DeadLetter(rejection.reason, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset))
             for rejection in rejections
         ]
-        return Detected(requests, alerts, dead_letters, observations, memberships)
+        if set_aside:
+            dead_letters.extend(_dead_letter(item) for item in set_aside)
+        return self._detect(admitted, ready, dead_letters)
+
+    def drain(self) -> Detected:
+        """The end of the input: records still waiting to be put in order, and the verdict on
+        records held ahead of the stream (see :meth:`EventTimeGuard.drain`)."""
+        ready, set_aside = self.guard.drain()
+        return self._detect([], ready, [_dead_letter(item) for item in set_aside])
+
+    def release_due(self) -> Detected:
+        """An idle worker's records that waited ``reorder_seconds`` of wall time (see
+        :meth:`EventTimeGuard.release_due`)."""
+        return self._detect([], self.guard.release_due(), [])
+
+    def _detect(self, admitted: list[Request], ready: list[Request], dead_letters: list[DeadLetter]) -> Detected:
+        alerts: Sequence[Alert] = ()
+        observations: Sequence[AttributeObservation] = ()
+        memberships: Sequence[Membership] = ()
+        process, campaigns = self.detector.process, self.campaigns
+        if len(ready) == 1:
+            alerts, observations, memberships = process(ready[0], campaigns)
+        elif ready:
+            alerts, observations, memberships = [], [], []
+            for request in ready:
+                processed = process(request, campaigns)
+                alerts.extend(processed.alerts)
+                observations.extend(processed.observations)
+                memberships.extend(processed.memberships)
+        return Detected(admitted, alerts, dead_letters, observations, memberships)
+
+
+def _dead_letter(item: SetAside) -> DeadLetter:
+    """A valid record the guard set aside, as a dead letter where it was read (prompt text redacted)."""
+    topic, partition, offset = item.source
+    original = redact_prompt_text(request_to_json(item.record))
+    rejection = Rejection(reason=item.reason, field=item.field, detail=item.detail, index=None, original=original)
+    return DeadLetter(item.reason, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset))
 
 
 class Linked(NamedTuple):
@@ -276,6 +328,9 @@ class ChainedStages:
     def __init__(self, detector: Detector | None = None, campaigns: CampaignStages | None = None):
         self.detector = detector if detector is not None else Detector()
         self.campaigns = campaigns if campaigns is not None else CampaignStages()
+        self.guard = EventTimeGuard(self.detector.policy)
+        self.set_aside: Counter = Counter()
+        """Records the guard set aside, by reason."""
 
     @property
     def profiles(self) -> dict:
@@ -283,5 +338,16 @@ class ChainedStages:
         return self.detector.profiles
 
     def process(self, request: Request) -> list[Alert]:
-        """The account and campaign alerts of one request, in the order they arose."""
-        return self.detector.process(request, self.campaigns).alerts
+        """The account and campaign alerts of one request (and of those it released), in the order they arose."""
+        return self._take(*self.guard.offer(request)[1:])
+
+    def drain(self) -> list[Alert]:
+        """The end of the input: the alerts of records still waiting to be put in order."""
+        return self._take(*self.guard.drain())
+
+    def _take(self, ready: list[Request], set_aside: list[SetAside]) -> list[Alert]:
+        for item in set_aside:
+            self.set_aside[item.reason] += 1
+        if len(ready) == 1:
+            return self.detector.process(ready[0], self.campaigns).alerts
+        return [alert for request in ready for alert in self.detector.process(request, self.campaigns).alerts]

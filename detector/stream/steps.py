@@ -183,7 +183,12 @@ class DetectStep:
             await self.flush_observations()
 
     async def flush_observations(self) -> None:
-        """The waiting summaries, one message per attributes-topic partition."""
+        """The waiting summaries, one message per attributes-topic partition; first, what the records
+        that waited ``reorder_seconds`` of wall time for a newer one made (``DetectStage.release_due``)."""
+        released = self.stage.release_due()
+        self.pending.extend(released.observations)
+        for alert_key, event in self.encode_alerts(released.alerts):
+            await self.sink.send(self.settings.alerts_topic, event, key=alert_key)
         if not self.pending:
             return
         partitions = self.settings.partitions
