@@ -122,7 +122,8 @@ class DetectionPolicy:
 
     # -- memory
     max_accounts: int = 1_000_000
-    """Profiles kept per worker; beyond it the least recently active account is evicted (~1.4 KB each)."""
+    """Profiles kept per worker (~1.4 KB each); beyond it the oldest account with fewer than
+    ``min_requests`` requests and no campaign is evicted, else the least recently active one."""
     account_ttl_hours: float = 168.0
     """A profile idle this long (event time) is evicted: its baselines are a week stale."""
 
