@@ -92,17 +92,13 @@ class EventTimeGuard:
         self._held_since: dict[int, float] = {}
         """Arrival number → wall time it began waiting (worker only: :meth:`release_due`)."""
 
-    @property
-    def waiting(self) -> int:
-        """Records admitted but not yet released to the detector (in order) or still candidates."""
-        return len(self._waiting) + len(self._candidates)
-
     def offer(self, record, source=None) -> tuple[list, list, list[SetAside]]:
         """One decoded record in; the records admitted (this one, or a run of candidates it
         corroborated), those now ready for the detector in order, and those set aside."""
         timestamp = record.timestamp
         key = hash((record.account_id, record.event_id))
-        if key in self._recent or key in self._older or any(key == c[2] for c in self._candidates):
+        candidates = self._candidates
+        if key in self._recent or key in self._older or (candidates and any(key == c[2] for c in candidates)):
             return [], [], [SetAside("duplicate_event", "event_id", _duplicate_detail(record), record, source)]
         wall_clock = self.wall_clock
         if wall_clock is not None:
@@ -180,7 +176,8 @@ class EventTimeGuard:
         return [candidate[0] for candidate in candidates], ready, set_aside
 
     def _reject_candidates(self, count: int | None = None) -> list[SetAside]:
-        rejected, self._candidates = self._candidates[:count], self._candidates[len(self._candidates[:count]) :]
+        count = len(self._candidates) if count is None else count
+        rejected, self._candidates = self._candidates[:count], self._candidates[count:]
         return [
             SetAside(
                 "future_timestamp",
