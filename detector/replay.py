@@ -127,6 +127,22 @@ class _Outputs:
         if self.members_out is not None:
             self.members_out.writelines(encode_membership(membership) + b"\n" for membership in memberships)
 
+    def detected(
+        self,
+        alerts: Sequence[Alert],
+        dead_letters: Sequence[DeadLetter],
+        memberships: Sequence[Membership],
+        event_kwargs: dict,
+    ) -> None:
+        """What the detect stage made of a line (or of the end of the input), when campaigns run here."""
+        if dead_letters:
+            self.dead_letters(dead_letters)
+        if alerts:
+            for encoded in _encoded(alerts, event_kwargs):
+                self.alert(*encoded)
+        if memberships:
+            self.memberships(memberships)
+
 
 def _encoded(alerts: Sequence[Alert], event_kwargs: dict) -> list[tuple[str, tuple[str, ...], bytes]]:
     return [(alert.status, alert.account_ids, orjson.dumps(alert.to_cloudevent(**event_kwargs))) for alert in alerts]
@@ -150,7 +166,8 @@ def replay(
     started = time.perf_counter()
     bar = _progress_bar() if progress else None
     event_kwargs = {"source": alert_source, "runbook_url": runbook_url}
-    handle = DetectStage(detector, CampaignStages()).handle
+    stage = DetectStage(detector, CampaignStages())
+    handle = stage.handle
     lines = accepted = 0  # counted in locals, not on the summary: this loop runs per record
     for number, line in enumerate(source, start=1):
         if bar is not None and number % 8192 == 0:
@@ -162,13 +179,10 @@ def replay(
             line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number
         )
         accepted += len(requests)
-        if dead_letters:
-            outputs.dead_letters(dead_letters)
-        if alerts:
-            for encoded in _encoded(alerts, event_kwargs):
-                outputs.alert(*encoded)
-        if memberships:
-            outputs.memberships(memberships)
+        if dead_letters or alerts or memberships:
+            outputs.detected(alerts, dead_letters, memberships, event_kwargs)
+    drained = stage.drain()
+    outputs.detected(drained.alerts, drained.dead_letters, drained.memberships, event_kwargs)
     summary.lines, summary.accepted = lines, accepted
     if bar is not None:
         bar.update(lines - bar.n)
@@ -222,12 +236,14 @@ def _shard_main(
     stage = DetectStage(detector)
     with ExitStack() as stack:
         numbered = enumerate(open_input(path, stack), start=1)
+        last = 0
         while (memberships := connection.recv()) is not None:
             detector.apply_memberships(memberships)
             items: list[tuple] = []
             lines = accepted = 0
             ended = True
             for number, line in numbered:
+                last = number
                 if not line.isspace():
                     lines += 1
                     owner = _owner(line, shard.count)  # on the raw line: most lines are another shard's
@@ -237,21 +253,30 @@ def _shard_main(
                         boundary = detector.sweeps.next_boundary
                         detected = stage.handle(value, topic=source_name, partition=None, offset=number, shard=split)
                         accepted += len(detected.requests)
-                        if detector.sweeps.next_boundary != boundary:
-                            items.append((number, _TICK, shard.index, detector.watermark))
-                        if detected.observations:
-                            now = max(observation.timestamp for observation in detected.observations)
-                            encoded = _encode_observations(detected.observations)
-                            items.append((number, _OBSERVATIONS, shard.index, encoded, now))
-                        if detected.alerts:
-                            items.append((number, _ALERTS, shard.index, _encoded(detected.alerts, event_kwargs)))
-                        if detected.dead_letters:
-                            items.append((number, _DEAD_LETTERS, shard.index, detected.dead_letters))
+                        _shard_items(items, number, shard, detector, boundary, detected, event_kwargs)
                 if number % CHUNK_LINES == 0:
                     ended = False
                     break
+            if ended:  # after the last line: records still waiting, held records' verdict
+                boundary = detector.sweeps.next_boundary
+                _shard_items(items, last + 1, shard, detector, boundary, stage.drain(), event_kwargs)
             connection.send((items, lines, accepted, ended))
     connection.close()
+
+
+def _shard_items(
+    items: list[tuple], number: int, shard: Shard, detector: Detector, boundary: float, detected, event_kwargs: dict
+) -> None:
+    """A shard's items of line ``number``: the clock's tick if it crossed a sweep ``boundary``, then its outputs."""
+    if detector.sweeps.next_boundary != boundary:
+        items.append((number, _TICK, shard.index, detector.watermark))
+    if detected.observations:
+        now = max(observation.timestamp for observation in detected.observations)
+        items.append((number, _OBSERVATIONS, shard.index, _encode_observations(detected.observations), now))
+    if detected.alerts:
+        items.append((number, _ALERTS, shard.index, _encoded(detected.alerts, event_kwargs)))
+    if detected.dead_letters:
+        items.append((number, _DEAD_LETTERS, shard.index, detected.dead_letters))
 
 
 def replay_sharded(

@@ -25,6 +25,7 @@ import hashlib
 import ipaddress
 import math
 import zlib
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -101,6 +102,10 @@ class CampaignPolicy:
     """A campaign with no member activity this long is resolved."""
     attribute_member_cap: int = 20_000
     """Most accounts remembered per attribute: memory stays bounded for any attribute."""
+    max_attributes: int = 1_000_000
+    """Attributes remembered by a link stage (~0.8 KB each with one account); beyond it the oldest
+    attribute seen with one account only is forgotten (a flood of fresh networks, user agents and
+    templates), else the least recently seen one."""
     exclusive_share: float = 0.95
     """An attribute is *exclusive* to harvesters when this share of all accounts seen with it
     harvest: a NAT, an SDK or a common template carry ordinary users too and never are. A weak
@@ -281,6 +286,9 @@ class AttributeIndex:
     def __init__(self, policy: CampaignPolicy | None = None):
         self.policy = policy or CampaignPolicy()
         self.attributes: dict[str, _AttributeState] = {}
+        self._singles: deque[str] = deque()
+        """Attributes as they were first seen, oldest first: over ``max_attributes`` the oldest still
+        seen with one account only is forgotten first (listed until read, as ``Detector._newcomers``)."""
 
     def _shows_harvesting(self, checked: int, harvest_like: int) -> bool:
         """Whether an account counts among an attribute's harvesting accounts: its own share, without
@@ -327,7 +335,10 @@ class AttributeIndex:
         # expiry reads only its stale front
         state = self.attributes.pop(observation.attribute, None)
         if state is None:
+            if len(self.attributes) >= policy.max_attributes:
+                self._forget_one()
             state = _AttributeState(observation.timestamp, observation.timestamp)
+            self._singles.append(observation.attribute)
         self.attributes[observation.attribute] = state
         state.last_seen = max(state.last_seen, observation.timestamp)
         account = observation.account_id
@@ -424,6 +435,17 @@ class AttributeIndex:
             fields["members"] = {account: tuple(reported) for account, reported in fields["members"].items()}
             fields["linked"] = set(fields["linked"])
             self.attributes[attribute] = _AttributeState(**fields)
+        self._singles = deque(attribute for attribute, kept in self.attributes.items() if len(kept.members) <= 1)
+
+    def _forget_one(self) -> None:
+        """Make room for one attribute: the oldest seen with one account only, else the least recently seen."""
+        attributes, singles = self.attributes, self._singles
+        while singles:
+            state = attributes.get(attribute := singles.popleft())
+            if state is not None and len(state.members) <= 1:
+                del attributes[attribute]
+                return
+        del attributes[next(iter(attributes))]
 
     def expire(self, now: float) -> int:
         """Forget attributes idle for ``attribute_ttl_hours``; how many were dropped."""
@@ -436,6 +458,8 @@ class AttributeIndex:
                 break
             del attributes[key]
             dropped += 1
+        if len(self._singles) > 2 * len(attributes):  # mostly shared or gone: keep it as small as they are
+            self._singles = deque(a for a in self._singles if (kept := attributes.get(a)) and len(kept.members) <= 1)
         return dropped
 
 

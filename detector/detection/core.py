@@ -93,6 +93,11 @@ class Detector:
         """Records skipped because their account's profile already held them (see ``position``)."""
         self.seed = seed
         self.profiles: dict[str, AccountProfile] = {}
+        self._newcomers: deque[str] = deque()
+        """Accounts as they first arrived, oldest first: over the ``max_accounts`` cap, the oldest still
+        with fewer than ``min_requests`` requests and no campaign is evicted before any other (a flood
+        of fresh ids, not a campaign's members nor a heavy user, makes room for itself). Those that
+        grew up or left stay listed until read (a deque: a dict's front reads slow down as it is deleted)."""
         self.population = Population(seed=seed)
         self.models = ModelCatalog(self.policy.new_model_window_hours, self.policy.model_startup_hours)
         self.seen_prompts = SeenPrompts()
@@ -280,8 +285,8 @@ class Detector:
         if profile is None:
             profile = AccountProfile(first_seen=timestamp, last_seen=timestamp)
             if len(profiles) >= self.policy.max_accounts:
-                del profiles[next(iter(profiles))]
-                self.stats.accounts_evicted += 1
+                self._evict_one()
+            self._newcomers.append(account_id)
             self.stats.accounts_tracked = len(profiles) + 1
         profiles[account_id] = profile
         if request.account_created_at is not None:
@@ -363,6 +368,19 @@ class Detector:
                 self.stats.alerts_resolved += 1
         return alert
 
+    def _evict_one(self) -> None:
+        """Make room for one profile: the oldest newcomer still with fewer than ``min_requests`` and
+        no campaign, else the least recently active account."""
+        profiles, newcomers, min_requests = self.profiles, self._newcomers, self.policy.min_requests
+        self.stats.accounts_evicted += 1
+        while newcomers:
+            account_id = newcomers.popleft()
+            profile = profiles.get(account_id)
+            if profile is not None and profile.requests < min_requests and account_id not in self.campaign_of:
+                del profiles[account_id]
+                return
+        del profiles[next(iter(profiles))]
+
     def _evict_idle(self, cutoff: float) -> None:
         """Drop profiles idle since before ``cutoff``; only the stale front of the dict is read."""
         profiles = self.profiles
@@ -373,6 +391,11 @@ class Detector:
             del profiles[account_id]
             self.stats.accounts_evicted += 1
         self.stats.accounts_tracked = len(profiles)
+        if len(self._newcomers) > 2 * len(profiles):  # mostly grown up or gone: keep it as small as they are
+            min_requests = self.policy.min_requests
+            self._newcomers = deque(
+                a for a in self._newcomers if (p := profiles.get(a)) is not None and p.requests < min_requests
+            )
 
     def _sweep(self) -> list[Alert]:
         self._evict_idle(self.watermark - self.policy.account_ttl_hours * 3600.0)

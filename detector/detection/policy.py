@@ -100,9 +100,30 @@ class DetectionPolicy:
     from its own start-up. A rarely used old model seen later counts as new for a while; only the
     accounts moving traffic to it, and harvesting there, make anything of that."""
 
+    # -- event-time hygiene (detector/detection/hygiene.py): what may move the clock
+    max_ahead_seconds: float = 300.0
+    """A record stamped further ahead of the worker's wall clock is set aside as ``future_timestamp``."""
+    max_jump_seconds: float = 3600.0
+    """Replay (no wall clock): a record stamped further ahead of the newest one admitted is held, and
+    set aside as ``future_timestamp`` unless ``jump_quorum_accounts`` agree with it."""
+    max_late_seconds: float = 24 * 3600.0
+    """A record stamped further behind the newest admitted one is set aside as ``late_timestamp``:
+    a campaign resolves after ``campaign_idle_hours`` (24) without activity, an account alert sooner."""
+    jump_quorum_accounts: int = 8
+    """Replay only: consecutive records from this many accounts, all ahead of the stream by more than
+    ``max_jump_seconds`` and each within that of the one before, move its clock forward (a feed that
+    resumes after a silence); a shorter run is set aside."""
+    reorder_seconds: float = 0.0
+    """Records at most this far out of order reach the detector in timestamp order; each waits this
+    long (event time, or wall time in an idle worker) first. 0: in arrival order, no wait."""
+    duplicate_window_records: int = 100_000
+    """An ``(account_id, event_id)`` seen among the last this many to twice this many admitted records
+    is set aside as ``duplicate_event`` (~10 MB at the default)."""
+
     # -- memory
     max_accounts: int = 1_000_000
-    """Profiles kept per worker; beyond it the least recently active account is evicted (~1.4 KB each)."""
+    """Profiles kept per worker (~1.4 KB each); beyond it the oldest account with fewer than
+    ``min_requests`` requests and no campaign is evicted, else the least recently active one."""
     account_ttl_hours: float = 168.0
     """A profile idle this long (event time) is evicted: its baselines are a week stale."""
 

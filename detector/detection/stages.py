@@ -21,8 +21,10 @@ Membership changes have one wire form, :func:`encode_membership`
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -41,8 +43,16 @@ from detector.detection.campaigns import (
     Sweeps,
 )
 from detector.detection.core import Detector
+from detector.detection.hygiene import EventTimeGuard, SetAside
 from detector.detection.ordering import EventTimeMerger, Progress, SummaryKey, record_position
-from detector.detection.records import Rejection, Request, decode_envelope, rejection_to_dlq
+from detector.detection.records import (
+    Rejection,
+    Request,
+    decode_envelope,
+    redact_prompt_text,
+    rejection_to_dlq,
+    request_to_json,
+)
 
 
 class DeadLetter(NamedTuple):
@@ -60,7 +70,8 @@ class Detected(NamedTuple):
     """What the detect stage made of one input message."""
 
     requests: list[Request]
-    """The records accepted, in order (the worker notes their accounts as changed)."""
+    """The records admitted, in order (the worker notes their accounts as changed); the detector may
+    see them later (``reorder_seconds``)."""
     alerts: Sequence[Alert]
     dead_letters: Sequence[DeadLetter]
     observations: Sequence[AttributeObservation]
@@ -96,14 +107,29 @@ class Shard:
 class DetectStage:
     """Stage 1: decode one message, run its records through the detector, route what comes out.
 
-    Bad input is data: each rejected record becomes a dead letter naming where it was found.
+    Bad input is data: each rejected record becomes a dead letter naming where it was found, and so
+    does each valid record that :class:`~detector.detection.hygiene.EventTimeGuard` sets aside (a
+    far-future or far-late stamp, a duplicate): the detector's clock moves only on records it admits.
     """
 
-    def __init__(self, detector: Detector, campaigns: CampaignStages | None = None):
+    def __init__(
+        self,
+        detector: Detector,
+        campaigns: CampaignStages | None = None,
+        wall_clock: Callable[[], float] | None = None,
+    ):
         """``campaigns``: the link and merge stages when they run in this process (see
-        :meth:`Detector.process <detector.detection.core.Detector.process>`)."""
+        :meth:`Detector.process <detector.detection.core.Detector.process>`); ``wall_clock``: epoch
+        seconds now, in the worker (records stamped ahead of it are set aside; ``reorder_seconds``
+        applies to replay only); replay has none."""
         self.detector = detector
         self.campaigns = campaigns
+        policy = detector.policy
+        if wall_clock is not None and policy.reorder_seconds:
+            # the worker takes its partitions in event-time order itself (InputOrder), and a record
+            # held back here would leave its message without the place its summaries are keyed by
+            policy = dataclasses.replace(policy, reorder_seconds=0.0)
+        self.guard = EventTimeGuard(policy, wall_clock, detector.watermark)
         self._sweep_periods: dict[int, float] = {}
         """input partition → the latest sweep period (of the campaign stages) a record of it fell in."""
 
@@ -132,42 +158,73 @@ class DetectStage:
             requests = [request for request in requests if shard.owns(request.account_id)]
             if not shard.owns_message(offset):
                 rejections = []
-        if partition is not None and self.campaigns is None:
-            detected = self._keyed(requests, partition, offset)
+        source = (topic, partition, offset)
+        offer = self.guard.offer
+        if len(requests) == 1:  # the common message, and replay's line: no lists to build
+            admitted, ready, set_aside = offer(requests[0], source)
         else:
-            detected = self._detected(requests)
-        if not rejections:
-            return detected
+            admitted, ready, set_aside = [], [], []
+            for request in requests:
+                offered = offer(request, source)
+                admitted.extend(offered[0])
+                ready.extend(offered[1])
+                set_aside.extend(offered[2])
         dead_letters = [
             DeadLetter(rejection.reason, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset))
             for rejection in rejections
         ]
-        return detected._replace(dead_letters=dead_letters)
+        if set_aside:
+            dead_letters.extend(_dead_letter(item) for item in set_aside)
+        if partition is not None and self.campaigns is None:
+            return self._keyed(admitted, ready, dead_letters, requests, partition, offset)
+        return self._detect(admitted, ready, dead_letters)
 
-    def _detected(self, requests: list[Request]) -> Detected:
+    def drain(self) -> Detected:
+        """The end of the input: records still waiting to be put in order, and the verdict on
+        records held ahead of the stream (see :meth:`EventTimeGuard.drain`)."""
+        ready, set_aside = self.guard.drain()
+        return self._detect([], ready, [_dead_letter(item) for item in set_aside])
+
+    def release_due(self) -> Detected:
+        """An idle worker's records that waited ``reorder_seconds`` of wall time (see
+        :meth:`EventTimeGuard.release_due`)."""
+        return self._detect([], self.guard.release_due(), [])
+
+    def _detect(self, admitted: list[Request], ready: list[Request], dead_letters: list[DeadLetter]) -> Detected:
         alerts: Sequence[Alert] = ()
         observations: Sequence[AttributeObservation] = ()
         memberships: Sequence[Membership] = ()
         process, campaigns = self.detector.process, self.campaigns
-        if len(requests) == 1:  # the common message, and replay's line: no lists to build
-            alerts, observations, memberships = process(requests[0], campaigns)
-        elif requests:
+        if len(ready) == 1:
+            alerts, observations, memberships = process(ready[0], campaigns)
+        elif ready:
             alerts, observations, memberships = [], [], []
-            for request in requests:
+            for request in ready:
                 processed = process(request, campaigns)
                 alerts.extend(processed.alerts)
                 observations.extend(processed.observations)
                 memberships.extend(processed.memberships)
-        return Detected(requests, alerts, (), observations, memberships)
+        return Detected(admitted, alerts, dead_letters, observations, memberships)
 
-    def _keyed(self, requests: list[Request], partition: int, offset: int) -> Detected:
+    def _keyed(
+        self,
+        admitted: list[Request],
+        ready: list[Request],
+        dead_letters: list[DeadLetter],
+        message: list[Request],
+        partition: int,
+        offset: int,
+    ) -> Detected:
         """The worker's message: each record skipped if its profile already holds it, and its
-        summaries keyed by its place in time and in the partition."""
+        summaries keyed by its place in time and in the partition. (A record the guard held back for
+        ``reorder_seconds`` and released with a later message takes a place after that message's
+        records: the worker orders its partitions by event time itself, and leaves reordering off.)"""
         alerts: list[Alert] = []
         summaries: list[tuple[SummaryKey, list[AttributeObservation]]] = []
         process, periods = self.detector.process, self._sweep_periods
-        for index, request in enumerate(requests):
-            position = record_position(offset, index)
+        index_of = {id(request): index for index, request in enumerate(message)}
+        for extra, request in enumerate(ready):
+            position = record_position(offset, index_of.get(id(request), len(message) + extra))
             processed = process(request, None, position)
             if processed.alerts:
                 alerts.extend(processed.alerts)
@@ -177,7 +234,15 @@ class DetectStage:
                 # campaign stage sweeps at the first record past each boundary, as replay does
                 periods[partition] = max(period, periods.get(partition, float("-inf")))
                 summaries.append((SummaryKey(request.timestamp, partition, position), list(processed.observations)))
-        return Detected(requests, alerts, (), (), (), summaries)
+        return Detected(admitted, alerts, dead_letters, (), (), summaries)
+
+
+def _dead_letter(item: SetAside) -> DeadLetter:
+    """A valid record the guard set aside, as a dead letter where it was read (prompt text redacted)."""
+    topic, partition, offset = item.source
+    original = redact_prompt_text(request_to_json(item.record))
+    rejection = Rejection(reason=item.reason, field=item.field, detail=item.detail, index=None, original=original)
+    return DeadLetter(item.reason, rejection_to_dlq(rejection, topic=topic, partition=partition, offset=offset))
 
 
 class Linked(NamedTuple):
@@ -392,6 +457,9 @@ class ChainedStages:
     def __init__(self, detector: Detector | None = None, campaigns: CampaignStages | None = None):
         self.detector = detector if detector is not None else Detector()
         self.campaigns = campaigns if campaigns is not None else CampaignStages()
+        self.guard = EventTimeGuard(self.detector.policy)
+        self.set_aside: Counter = Counter()
+        """Records the guard set aside, by reason."""
 
     @property
     def profiles(self) -> dict:
@@ -399,5 +467,16 @@ class ChainedStages:
         return self.detector.profiles
 
     def process(self, request: Request) -> list[Alert]:
-        """The account and campaign alerts of one request, in the order they arose."""
-        return self.detector.process(request, self.campaigns).alerts
+        """The account and campaign alerts of one request (and of those it released), in the order they arose."""
+        return self._take(*self.guard.offer(request)[1:])
+
+    def drain(self) -> list[Alert]:
+        """The end of the input: the alerts of records still waiting to be put in order."""
+        return self._take(*self.guard.drain())
+
+    def _take(self, ready: list[Request], set_aside: list[SetAside]) -> list[Alert]:
+        for item in set_aside:
+            self.set_aside[item.reason] += 1
+        if len(ready) == 1:
+            return self.detector.process(ready[0], self.campaigns).alerts
+        return [alert for request in ready for alert in self.detector.process(request, self.campaigns).alerts]

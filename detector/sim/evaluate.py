@@ -30,7 +30,7 @@ from pathlib import Path
 
 import orjson
 
-from detector.detection.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE
+from detector.detection.alerting import ACCOUNT_ALERT_TYPE, CAMPAIGN_ALERT_TYPE, Alert
 from detector.detection.core import Detector
 from detector.detection.policy import DetectionPolicy
 from detector.detection.records import Rejection, Request, decode_request
@@ -192,30 +192,39 @@ def evaluate(
             outcome.requests += 1
             if outcome.first_seen is None:
                 outcome.first_seen = request.timestamp
-        for alert in detector.process(request):
-            alert_events[alert.status] += 1
-            paging = alert.status == "firing" and alert.severity in PAGING_SEVERITIES
-            for named in alert.account_ids:
-                named_outcome = outcomes.get(named)
-                if named_outcome is None:
-                    continue
-                if alert.type == ACCOUNT_ALERT_TYPE and alert.risk_score > named_outcome.max_risk:
-                    named_outcome.max_risk = alert.risk_score
-                if paging:
-                    named_outcome.dedup_keys.add(alert.dedup_key)
-                    if alert.type == CAMPAIGN_ALERT_TYPE:
-                        named_outcome.campaign_listings.setdefault(alert.dedup_key, alert.time)
-                    if named_outcome.flagged_at is None:
-                        named_outcome.flagged_at = alert.time
-                        named_outcome.requests_at_flag = named_outcome.requests
-                        named_outcome.flagged_by = "account" if alert.type == ACCOUNT_ALERT_TYPE else "campaign"
+        _score_alerts(detector.process(request), outcomes, alert_events)
         if profiles is not None and outcome is not None:
             profile = profiles.get(account_id)
             if profile is not None and profile.risk > outcome.max_risk:
                 outcome.max_risk = profile.risk
+    drain = getattr(detector, "drain", None)  # records still waiting to be put in event-time order
+    if drain is not None:
+        _score_alerts(drain(), outcomes, alert_events)
+    rejected.update(getattr(detector, "set_aside", {}))
     seconds = time.perf_counter() - started
     figures = _figures(outcomes, campaigns, rejected, alert_events, unlabeled, seconds, accepted)
     return EvaluationReport(figures, outcomes, campaigns, policy.warning_risk, policy.critical_risk)
+
+
+def _score_alerts(alerts: Iterable[Alert], outcomes: dict[str, AccountOutcome], alert_events: Counter) -> None:
+    """Note what each alert says of the accounts it names: paged when, by which key, at what risk."""
+    for alert in alerts:
+        alert_events[alert.status] += 1
+        paging = alert.status == "firing" and alert.severity in PAGING_SEVERITIES
+        for named in alert.account_ids:
+            named_outcome = outcomes.get(named)
+            if named_outcome is None:
+                continue
+            if alert.type == ACCOUNT_ALERT_TYPE and alert.risk_score > named_outcome.max_risk:
+                named_outcome.max_risk = alert.risk_score
+            if paging:
+                named_outcome.dedup_keys.add(alert.dedup_key)
+                if alert.type == CAMPAIGN_ALERT_TYPE:
+                    named_outcome.campaign_listings.setdefault(alert.dedup_key, alert.time)
+                if named_outcome.flagged_at is None:
+                    named_outcome.flagged_at = alert.time
+                    named_outcome.requests_at_flag = named_outcome.requests
+                    named_outcome.flagged_by = "account" if alert.type == ACCOUNT_ALERT_TYPE else "campaign"
 
 
 def evaluate_files(

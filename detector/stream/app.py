@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -485,7 +486,7 @@ def create_app(
     topics = declare_topics(app, settings, detector.policy.account_ttl_hours * 3600.0)
     sink = FaustSink(topics)
     encode_alerts = AlertEncoder(settings, metrics)
-    detect = DetectStep(DetectStage(detector), settings, metrics, sink, encode_alerts)
+    detect = DetectStep(DetectStage(detector, wall_clock=time.time), settings, metrics, sink, encode_alerts)
     pacer = UpdatePacer(settings.campaign_update_interval_s, on_superseded=metrics.campaign_updates_superseded.inc)
     profile_sender = ProfileSender(settings)
     handover = AccountHandover(

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from detector.detection.hygiene import HYGIENE_REASONS
+
 REJECTION_REASONS = (
     "invalid_json",
     "not_an_object",
@@ -23,6 +25,7 @@ REJECTION_REASONS = (
     "too_large",
     "invalid_encoding",
     "invalid_value",
+    *HYGIENE_REASONS,
 )
 ALERT_TYPES = ("dev.distillation-detector.account.alert.v1", "dev.distillation-detector.campaign.alert.v1")
 ALERT_STATUSES = ("firing", "resolved")

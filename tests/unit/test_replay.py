@@ -176,11 +176,35 @@ def test_two_workers_fire_the_same_dedup_keys_for_the_same_accounts_as_one(one_a
 
 
 def test_two_workers_report_every_bad_record_once_and_the_same_campaign_members(one_and_two_workers):
+    """The envelope repeats the four lines after it: those come again as duplicates of admitted events."""
     _, outputs = one_and_two_workers
-    assert outputs[1]["dlq"].count(b"\n") == 4
+    reasons = [orjson.loads(line)["reason"] for line in outputs[1]["dlq"].splitlines()]
+    bad_lines = ["invalid_json", "missing_field", "out_of_range", "missing_field"]  # the last: {"event_id": "x"}
+    assert sorted(reasons) == sorted([*bad_lines, *["duplicate_event"] * 4])
     assert outputs[2]["dlq"] == outputs[1]["dlq"]
     assert outputs[2]["members"] == outputs[1]["members"] and outputs[1]["members"]
 
 
 def alerted(alerts: list[dict]) -> set[str]:
     return {account for a in alerts if a["data"]["status"] == "firing" for account in a["data"]["account_ids"]}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_record_stamped_2099_changes_no_alert_of_anyone_else(tmp_path, workers):
+    """Issue 14: one far-future record among ordinary ones blinded replay (66 firing keys fell to 14)."""
+    records = [orjson.dumps(r) for r in generate(Scenario.demo(seed=3))]
+    stray = dict(orjson.loads(records[2000]), event_id="stray", account_id="gateway-in-2099")
+    stray["timestamp"] = "2099-12-31T00:00:00Z"
+    outputs = {}
+    for name, lines in (("clean", records), ("stray", [*records[:2000], orjson.dumps(stray), *records[2000:]])):
+        (tmp_path / name).mkdir()
+        source = tmp_path / name / "records.jsonl"
+        source.write_bytes(b"\n".join(lines) + b"\n")
+        replay_command(source, tmp_path / name, workers)
+        outputs[name] = {
+            part: (tmp_path / name / f"{part}.jsonl").read_bytes() for part in ("alerts", "dlq", "members")
+        }
+    assert outputs["stray"]["alerts"] == outputs["clean"]["alerts"] and outputs["clean"]["alerts"].count(b"\n") >= 3
+    assert outputs["stray"]["members"] == outputs["clean"]["members"]
+    [dead_letter] = [orjson.loads(line) for line in outputs["stray"]["dlq"].splitlines()]
+    assert (dead_letter["reason"], dead_letter["source"]["offset"]) == ("future_timestamp", 2001)

@@ -8,6 +8,7 @@ import pickle
 import msgspec
 import pytest
 
+from detector.detection.campaigns import Membership
 from detector.detection.core import Detector
 from detector.detection.policy import DetectionPolicy
 from detector.detection.profile import AccountProfile
@@ -99,12 +100,29 @@ def test_loading_without_a_snapshot_starts_fresh(tmp_path):
     assert not load(Detector(), tmp_path / "absent.msgpack")
 
 
-def test_the_least_recently_active_account_is_evicted_at_the_cap():
-    detector = Detector(DetectionPolicy(max_accounts=3))
-    for n, account in enumerate(["a", "b", "c", "a", "d"]):
+def test_at_the_cap_the_oldest_newcomer_is_evicted_before_established_accounts():
+    """Accounts below ``min_requests`` (a flood of fresh ids) make room for each other: "a", established
+    with two requests, stays though it is the least recently active."""
+    detector = Detector(DetectionPolicy(max_accounts=3, min_requests=2))
+    for n, account in enumerate(["a", "a", "b", "c", "d"]):
         detector.process(request(account, T0 + n, n))
-    assert list(detector.profiles) == ["c", "a", "d"]
+    assert list(detector.profiles) == ["a", "c", "d"]
     assert detector.stats.accounts_evicted == 1
+
+
+def test_at_the_cap_a_newcomer_in_a_campaign_is_kept():
+    detector = Detector(DetectionPolicy(max_accounts=2))
+    detector.apply_memberships([Membership("member", "cmp_1", T0)])
+    for n, account in enumerate(["member", "b", "c"]):
+        detector.process(request(account, T0 + n, n))
+    assert list(detector.profiles) == ["member", "c"]
+
+
+def test_at_the_cap_without_newcomers_the_least_recently_active_account_is_evicted():
+    detector = Detector(DetectionPolicy(max_accounts=2, min_requests=1))
+    for n, account in enumerate(["a", "b", "a", "c"]):
+        detector.process(request(account, T0 + n, n))
+    assert list(detector.profiles) == ["a", "c"]
 
 
 def test_idle_accounts_are_evicted_after_their_ttl():
