@@ -20,8 +20,10 @@ $(VENV)/.test-installed: $(VENV)/.installed
 demo: install
 	$(BIN)/detector demo --duration 60
 
+# The in-process tests on every core, then the ones with a broker and real workers one at a time.
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not integration" -n auto
+	$(BIN)/python -m pytest -m integration
 
 unit: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -m "not integration"

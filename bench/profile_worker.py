@@ -31,9 +31,9 @@ from detector.sim.broker import EmbeddedBroker
 STAGES = (  # the first frame found in a sample names its stage
     ("Detector.process", "Detector.process (the core)"),
     ("decode_envelope", "decode_envelope (msgspec)"),
-    ("LinkStep.handle", "link stage"),
-    ("MergeStep.handle", "merge stage"),
-    ("DetectStep.flush_observations", "flush_observations"),
+    ("CampaignStep.handle", "campaign stage (link and merge)"),
+    ("DetectStep.flush_summaries", "flush_summaries"),
+    ("DetectStep.decode", "decode (before ordering)"),
     ("AlertEncoder.__call__", "alert encoding"),
     ("state.snapshot_parts", "snapshot"),
     ("AccountHandover.publish", "profile publishing"),

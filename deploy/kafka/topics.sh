@@ -17,10 +17,12 @@
 # count, which is also DETECTOR_PARTITIONS.
 #
 # The worker also creates topics of its own on first start, all prefixed with DETECTOR_APP_ID:
-# <app_id>-__assignor-__leader (Faust's), <app_id>-account-attributes and
-# <app_id>-campaign-links (the campaign stages), and <app_id>-account-state (compacted, retention =
-# account TTL: profiles handed over on rebalances). Its principal needs CREATE on topics with that
-# prefix, or those topics must be created beforehand with the same settings.
+# <app_id>-__assignor-__leader (Faust's); <app_id>-account-summaries (1 partition: the campaign
+# stage's input), <app_id>-campaign-news (1 partition, compacted: membership and the campaign clock
+# for the detect steps), <app_id>-campaign-state (1 partition, compacted: the campaign stage's
+# checkpoints); and <app_id>-account-state (compacted, retention = account TTL: profiles handed over
+# on rebalances). Its principal needs CREATE on topics with that prefix, or those topics must be
+# created beforehand with the same settings.
 set -euo pipefail
 
 KAFKA_TOPICS=${KAFKA_TOPICS:-kafka-topics.sh}

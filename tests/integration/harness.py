@@ -194,10 +194,15 @@ def run_workers(
     *,
     workers: int = 1,
     read: dict[str, float],
+    campaign_clock_until: float | None = None,
     **settings: str,
 ) -> dict[str, list[dict]]:
     """Start ``workers`` workers, feed ``messages``, wait until all records are counted, then read
-    each topic in ``read`` (topic → seconds of quiet that end the read). Workers are always stopped."""
+    each topic in ``read`` (topic → seconds of quiet that end the read). Workers are always stopped.
+
+    ``campaign_clock_until``: before reading, wait until the campaign stage has taken every summary up
+    to that event time (its clock on the news topic): counting records says the detect steps are done,
+    not that the campaign stage, a topic further on, has caught up."""
 
     async def scenario() -> dict[str, list[dict]]:
         await topics.create(bootstrap)
@@ -207,6 +212,8 @@ def run_workers(
                 await asyncio.sleep(4)  # let the group settle before the traffic
             await produce(bootstrap, topics.input, messages)
             await wait_for_records(running, expected_records)
+            if campaign_clock_until is not None:
+                await wait_for_campaign_clock(bootstrap, app_id, campaign_clock_until, running)
             return {topic: await read_all(bootstrap, topic, settle=settle) for topic, settle in read.items()}
         finally:
             for worker in running:
@@ -256,3 +263,21 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, 
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
+
+
+async def wait_for_campaign_clock(
+    bootstrap: str, app_id: str, until: float, workers: list[Worker], timeout: float = 120.0
+) -> None:
+    """Until the campaign stage's clock on ``<app_id>-campaign-news`` has reached ``until``."""
+    deadline = time.monotonic() + timeout
+    clock = float("-inf")
+    while time.monotonic() < deadline:
+        for worker in workers:
+            if worker.process.poll() is not None:
+                raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
+        news = await read_all(bootstrap, f"{app_id}-campaign-news", settle=0.5, timeout=10.0)
+        clock = max([clock] + [m["value"] for m in news if m["key"] == b"clock"])
+        if clock >= until:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the campaign clock reached {clock}, not {until}, in {timeout:.0f} s")

@@ -45,6 +45,8 @@ class Outcome:
             if event["type"] == ACCOUNT_ALERT_TYPE and event["data"]["status"] == "firing"
         }
         self.members = {account for account, campaign in members.items() if campaign}
+        self.events = len(events)
+        self.distinct_events = len({event["id"] for event in events})
 
     def differences(self, other: Outcome) -> list[str]:
         out = []
@@ -151,4 +153,9 @@ def test_a_worker_killed_at_random_points_ends_with_replays_alerts(broker, tmp_p
         running.append(Worker(broker.bootstrap, topics, f"{unique_name}-app", tmp_path, data_dir=data_dir, **settings))
 
     outcome = asyncio.run(_drain(broker.bootstrap, unique_name, tmp_path, messages, ends, start))
+    print(
+        f"killed run: {outcome.events} alert events ({outcome.distinct_events} distinct ids), "
+        f"{len(outcome.final_status)} dedup keys, {len(outcome.members)} campaign members; replay: "
+        f"{reference.events} events, {len(reference.final_status)} keys, {len(reference.members)} members"
+    )
     assert outcome.differences(reference) == []

@@ -144,7 +144,8 @@ def test_a_secret_in_prompts_appears_in_no_output_of_the_worker_replay_or_eval(b
     # the run exercised what it claims to: alerts, dead letters, membership, state, internal topics
     assert {topics.alerts, topics.dlq, membership_topic} <= {t for t, values in written.items() if values}
     assert any(topic.endswith("-account-state") and written[topic] for topic in app_topics)
-    assert any(topic.endswith("-account-attributes") and written[topic] for topic in app_topics)
+    for internal in ("-account-summaries", "-campaign-news", "-campaign-state"):
+        assert any(topic.endswith(internal) and written[topic] for topic in app_topics), internal
     reasons = {orjson.loads(value)["reason"] for _, value in written[topics.dlq]}
     assert {"invalid_json", "missing_field", "out_of_range", "future_timestamp", "duplicate_event"} <= reasons
     assert b"DEBUG" in log and (data_dir / "detector-state.msgpack").is_file()
