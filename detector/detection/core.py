@@ -88,7 +88,6 @@ class Detector:
         self._undecided_accounts: dict[str, int] = {}
         self.membership_history: dict[str, list[tuple[float, str | None]]] = {}
         """account → its latest membership changes (since, campaign id), when decisions wait."""
-        self.campaign_clock = float("-inf")
         self.duplicates = 0
         """Records skipped because their account's profile already held them (see ``position``)."""
         self.seed = seed
@@ -228,7 +227,6 @@ class Detector:
 
     def decide(self, campaign_clock: float) -> list[Alert]:
         """The alert decisions whose time the campaign stage has passed, in the order they arose."""
-        self.campaign_clock = max(self.campaign_clock, campaign_clock)
         undecided = self.undecided
         if not undecided or undecided[0].time > campaign_clock:
             return []

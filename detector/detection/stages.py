@@ -376,8 +376,6 @@ class OrderedCampaigns:
     def __init__(self, partitions: int, policy: CampaignPolicy | None = None):
         self.stages = CampaignStages(policy)
         self.merger = EventTimeMerger(partitions)
-        self.duplicates = 0
-        """Summaries offered twice (a detect step re-sent them after a restart) and dropped."""
 
     @property
     def clock(self) -> float:
@@ -391,8 +389,7 @@ class OrderedCampaigns:
         """Take one detect step's message; what the summaries whose time came produced."""
         offer = self.merger.offer
         for key, observations in summaries:
-            if not offer(key, observations):
-                self.duplicates += 1
+            offer(key, observations)  # False for one a restarted detect step sent again: dropped
         self.merger.report(progress)
         return self.advance()
 
@@ -417,12 +414,11 @@ class OrderedCampaigns:
         return Merged(alerts, memberships, announced)
 
     def snapshot(self) -> dict:
-        return {"stages": self.stages.snapshot(), "merger": self.merger.snapshot(), "duplicates": self.duplicates}
+        return {"stages": self.stages.snapshot(), "merger": self.merger.snapshot()}
 
     def restore(self, state: dict) -> None:
         self.stages.restore(state["stages"])
         self.merger.restore(state["merger"])
-        self.duplicates = state["duplicates"]
 
 
 def encode_membership(membership: Membership) -> bytes:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,14 +78,6 @@ class InputLag:
         return sum(lag.records for lag in self.partitions.values())
 
 
-class FetchedRecord(Protocol):
-    """What :class:`InputProgress` reads of a consumed record (aiokafka's ``ConsumerRecord`` has it)."""
-
-    offset: int
-    timestamp: int
-    """Milliseconds since the epoch."""
-
-
 class InputConsumer(Protocol):
     """What :class:`InputProgress` reads of the input consumer (``aiokafka.AIOKafkaConsumer`` has it)."""
 
@@ -99,10 +91,9 @@ class InputConsumer(Protocol):
 class InputProgress:
     """The detect loop's reports turned into lag gauges, and whether records were processed.
 
-    Hooks, in the loop's order: :meth:`watch` the consumer once; :meth:`fetched` each batch as it
-    arrives (the oldest unprocessed record of each partition is then in hand); :meth:`processed`
-    once the batch's records are handled. :meth:`refresh` (a timer: it must not depend on the loop
-    running) reads the high watermarks and sets the gauges.
+    Hooks: :meth:`watch` the consumer once; :meth:`took` after each pass of the detect loop over what
+    it fetched. :meth:`refresh` (a timer: it must not depend on the loop running) reads the high
+    watermarks and sets the gauges.
     """
 
     def __init__(self, records_gauge: Gauge, seconds_gauge: Gauge, clock: Callable[[], float] = time.time):
@@ -119,28 +110,11 @@ class InputProgress:
     def watch(self, consumer: InputConsumer) -> None:
         self.consumer = consumer
 
-    def fetched(self, batches: Mapping[object, Sequence[FetchedRecord]]) -> None:
-        """Records in hand, not processed yet: the first of each partition is its oldest waiting."""
-        for source, messages in batches.items():
-            if messages:
-                partition = source.partition  # type: ignore[attr-defined]
-                self._position[partition] = messages[0].offset
-                self._oldest[partition] = messages[0].timestamp / 1000.0
-
-    def processed(self, batches: Mapping[object, Sequence[FetchedRecord]]) -> None:
-        """Records handled. Until the next batch shows the next record, the last one processed
-        stands in for it: a partition is written in time order, so it is no older."""
-        for source, messages in batches.items():
-            if messages:
-                partition = source.partition  # type: ignore[attr-defined]
-                self._position[partition] = messages[-1].offset + 1
-                self._oldest[partition] = messages[-1].timestamp / 1000.0
-                self._processed += len(messages)
-
     def took(self, oldest: Mapping[int, float | None], positions: Mapping[int, int], handled: int) -> None:
-        """The detect loop's report when it buffers what it fetches (``InputOrder``): per partition,
-        the Kafka timestamp (s) of its oldest record not processed (None: none in hand), the offset of
-        the next one to process; and how many messages it handled since the last report."""
+        """The detect loop's report after each pass over what it fetched (``InputOrder``): per
+        partition, the Kafka timestamp (s) of its oldest record not processed, or of the last one
+        processed while none waits (a partition is written in time order: the next is no older; None
+        before any), the offset of the next one to process; and how many messages it handled."""
         for partition, position in positions.items():
             self._position[partition] = position
             timestamp = oldest.get(partition)

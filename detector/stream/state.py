@@ -69,7 +69,6 @@ class Header(msgspec.Struct, array_like=True):
     undecided: list[tuple[float, str | None, float, str, list[Evidence], float, float, int]] = []
     """Alert decisions waiting for the campaign clock (:class:`~detector.detection.core.Decision`)."""
     membership_history: dict[str, list[tuple[float, str | None]]] = {}
-    campaign_clock: float = float("-inf")
     seen_prompts: bytes = b""
     """The repeated-prompt filters, compressed: a restarted worker must not take repeats for novel prompts."""
     seen_contents: bytes = b""
@@ -137,7 +136,6 @@ def snapshot_parts(detector: Detector) -> Iterator[bytes]:
                 held_alerts=alerts["held"],
                 undecided=[_undecided(decision) for decision in detector.undecided or ()],
                 membership_history=detector.membership_history,
-                campaign_clock=detector.campaign_clock,
                 seen_prompts=_filter_bytes(detector.seen_prompts),
                 seen_contents=_filter_bytes(detector.seen_contents),
             )
@@ -221,7 +219,6 @@ def _restore_waiting(detector: Detector, header: Header) -> None:
             detector.undecided.append(Decision(time, account_id, assessment, first_seen, last_seen, requests))
             detector._undecided_accounts[account_id] = detector._undecided_accounts.get(account_id, 0) + 1
     detector.membership_history = {account: list(changes) for account, changes in header.membership_history.items()}
-    detector.campaign_clock = header.campaign_clock
     _restore_filter(detector.seen_prompts, header.seen_prompts)
     _restore_filter(detector.seen_contents, header.seen_contents)
 

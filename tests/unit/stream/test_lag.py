@@ -16,11 +16,6 @@ class TP(NamedTuple):
     partition: int
 
 
-class Record(NamedTuple):
-    offset: int
-    timestamp: int  # ms
-
-
 class FakeConsumer:
     """What InputProgress reads of aiokafka's consumer: assignment, high watermarks, positions."""
 
@@ -89,21 +84,19 @@ def test_lag_gauges_follow_a_backlog_from_fetch_to_caught_up():
     tracker, registry = progress(now)
     consumer = FakeConsumer({0: 1_000})
     tracker.watch(consumer)
-    batch = {TP("in", 0): [Record(offset, 4_000_000 + offset) for offset in range(500)]}  # times 4,000 s + ms
-
-    tracker.fetched(batch)
+    # records 0-999 stamped 4,000 s + their offset in ms; the loop has fetched the first 500
+    tracker.took({0: 4_000.0}, {0: 0}, 0)
     assert asyncio.run(tracker.refresh()) is False  # nothing processed yet
     assert gauges(registry, "detector_input_lag_records") == {"0": 1_000.0}
     assert gauges(registry, "detector_input_lag_seconds") == {"0": 6_000.0}
 
-    tracker.processed(batch)
+    # those 500 processed, none waiting: the last one processed stands in for the next
+    tracker.took({0: 4_000.499}, {0: 500}, 500)
     assert asyncio.run(tracker.refresh()) is True
     assert gauges(registry, "detector_input_lag_records") == {"0": 500.0}
     assert gauges(registry, "detector_input_lag_seconds")["0"] == 10_000.0 - 4_000.499
 
-    rest = {TP("in", 0): [Record(offset, 4_000_000 + offset) for offset in range(500, 1_000)]}
-    tracker.fetched(rest)
-    tracker.processed(rest)
+    tracker.took({0: 4_000.999}, {0: 1_000}, 500)
     now[0] = 50_000.0  # idle for hours
     asyncio.run(tracker.refresh())
     assert gauges(registry, "detector_input_lag_records") == {"0": 0.0}
