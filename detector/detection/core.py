@@ -334,7 +334,7 @@ class Detector:
 
     def _review(self, account_id: str, profile: AccountProfile, now: float) -> Alert | None:
         """Score an account that is due; the alert this opens, updates or resolves."""
-        assessment = assess(profile, now, self.policy, self.population)
+        assessment = assess(profile, now, self.policy, self.population, self.started)
         profile.risk = assessment.risk
         decision = Decision(now, account_id, assessment, profile.first_seen, profile.last_seen, profile.requests)
         undecided = self.undecided

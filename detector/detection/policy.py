@@ -78,8 +78,13 @@ class DetectionPolicy:
     """Half-space-trees score of the account's feature vector against the population."""
     automation_floor: float = 0.45
     blatant_requests_per_hour: float = 150.0
-    """An account opened more than ``new_account[1]`` days before its first request pages on its
-    own only from this hourly rate: below it, it may be a customer's product serving its own users."""
+    """An established account (opened more than ``new_account[1]`` days before its first request, with a
+    history the detector watched) pages on its own only from this hourly rate: below it, it may be a
+    customer's product serving its own users (:func:`~detector.detection.scoring.assess`)."""
+    history_hours: float = 24.0
+    """An old account watched this long, or since the detector's warm-up, has a history of its own."""
+    history_jump: float = 3.0
+    """An established account at a blatant rate pages alone only at this many times its own daily rate."""
 
     # -- severities and alert lifecycle
     warning_risk: float = 55.0

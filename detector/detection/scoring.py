@@ -309,8 +309,10 @@ def _automation_readings(
     return readings
 
 
-def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, population: Population) -> Assessment:
-    """Score one account at event time ``now``.
+def assess(
+    profile: AccountProfile, now: float, policy: DetectionPolicy, population: Population, started: float | None = None
+) -> Assessment:
+    """Score one account at event time ``now``; ``started``: the event time the detector began watching.
 
     >>> from detector.detection.profile import AccountProfile
     >>> quiet = AccountProfile(first_seen=0.0, last_seen=0.0, requests=1)
@@ -318,7 +320,7 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     'info'
     """
     harvest = _harvest_readings(profile, policy)
-    weights = 0.0
+    weights = wording_weight = wording_weighted = 0.0
     weighted = []
     payload = 0.0
     for indicator, _, _, score, weight, _ in harvest:
@@ -326,9 +328,14 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
         weighted.append(weight * score)
         if indicator in _PAYLOAD and score > payload:
             payload = score
+        if indicator in _WORDING:
+            wording_weight += weight
+            wording_weighted += weight * score
     if not weights:
         return Assessment(0.0, "info")
     harvest_score = sum(weighted) / weights
+    if weights > wording_weight:  # wording raises the harvest score, never lowers it
+        harvest_score = max(harvest_score, (sum(weighted) - wording_weighted) / (weights - wording_weight))
     if payload < policy.payload_gate:
         harvest_score *= payload / policy.payload_gate
     if profile.prompts:
@@ -341,7 +348,7 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     automation_score = 1.0 - exp(-sum(spared))
     floor = policy.automation_floor
     risk = 100.0 * harvest_score * (floor + (1.0 - floor) * automation_score)
-    if risk >= policy.warning_risk and _established(profile, now, policy):
+    if risk >= policy.warning_risk and _established(profile, now, policy, started):
         risk = policy.warning_risk - 0.1
     # Points of risk per indicator: the harvest-only part split by weighted score, the rest
     # (what automation added) split by each indicator's share of the noisy-or.
@@ -350,19 +357,26 @@ def assess(profile: AccountProfile, now: float, policy: DetectionPolicy, populat
     return Assessment(round(risk, 1), _severity(risk, policy), groups, population)
 
 
-def _established(profile: AccountProfile, now: float, policy: DetectionPolicy) -> bool:
-    """Whether an account is an established customer that pages on its own only at blatant volume.
+def _established(profile: AccountProfile, now: float, policy: DetectionPolicy, started: float | None) -> bool:
+    """Whether an account is an established customer that pages on its own only at a blatant jump in volume.
 
     An API product or a tutoring app serving its own users sends novel single questions with long
-    answers round the clock: alone, it looks like harvesting, and it has a history of its own (an
-    account opened long before). Such an account pages on its own only at
-    ``blatant_requests_per_hour``; sharing a card, network or client with harvesters, it is paged
-    through its campaign like any other member.
+    answers round the clock: alone, it looks like harvesting. What it has that an operator's account
+    does not is a history of its own: opened long before, and busy for as long as the detector has
+    watched it (since the detector began, or for ``history_hours``). Such an account pages on its own
+    only from ``blatant_requests_per_hour``, and only when that is ``history_jump`` times its own rate.
+    An old account that the detector first sees well after it began, going straight to volume, is a
+    dormant account woken up (operators buy aged accounts) and is scored as any other. Sharing a card,
+    network or client with harvesters, an established account is paged through its campaign.
     """
     created_at = profile.created_at
     if created_at is None or profile.first_seen - created_at < policy.new_account[1] * 86400.0:
         return False
-    return activity.recent_rate(profile, now) < policy.blatant_requests_per_hour
+    watched_from_start = started is not None and profile.first_seen - started <= policy.warmup_hours * 3600.0
+    if not watched_from_start and now - profile.first_seen < policy.history_hours * 3600.0:
+        return False
+    rate = activity.recent_rate(profile, now)
+    return rate < policy.blatant_requests_per_hour or rate < policy.history_jump * activity.daily_rate(profile, now)
 
 
 OPENING_SHARE_FLOOR = 0.25
@@ -388,6 +402,9 @@ def harvest_opening_share(profile: AccountProfile) -> float:
     return min(share, 1.0)
 
 
+_WORDING = frozenset({"reasoning_elicitation_share"})
+"""Indicators read from the prompt's wording: an operator who asks for finished work in plain words,
+or in a language the phrase lists miss, must not score lower than one who asks for steps."""
 _PAYLOAD = frozenset(
     {"harvest_shaped_share", "reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"}
 )

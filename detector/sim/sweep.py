@@ -53,7 +53,8 @@ class Goals:
     alert_keys_per_campaign: int = 3
     """Every campaign detected, as at most this many distinct alerts (dedup keys)."""
     members_listed_within_6h: float = 0.95
-    """Of every campaign's members active by 6 event-time hours after its start, the share listed by then."""
+    """Of every campaign's members active by 6 event-time hours after its start, the share that a paging
+    alert (their campaign's, or their own) named by then."""
     attacker_recall_median: float = 0.95
     attacker_recall_worst: float = 0.90
     median_time_to_detect_hours: float = 2.0
@@ -114,8 +115,9 @@ def _row(scenario: Scenario, truth: dict, figures: dict, seconds: float) -> dict
         if not found["accounts"]:
             continue  # no member sent anything in the window
         labeled = truth["campaigns"][campaign_id]
-        # a campaign alert lists members; a campaign of one account is covered by its account alert
-        coverage = found["coverage_6h"] if found["accounts"] > 1 else found["flagged_6h"]
+        # a member is listed once a paging alert names it: its campaign's, or its own while it is in none
+        # (a campaign alert needs min_campaign_accounts members; an operator of two accounts is paged per account)
+        coverage = found["flagged_6h"]
         campaigns.append(
             {
                 "campaign_id": campaign_id,
@@ -124,9 +126,10 @@ def _row(scenario: Scenario, truth: dict, figures: dict, seconds: float) -> dict
                 "flagged": found["flagged"],
                 "detected": found["detected"],
                 "alert_keys": found["alerts"],
-                "listed_6h": coverage.get("listed", coverage.get("flagged")),
+                "listed_6h": coverage["flagged"],
                 "active_6h": coverage["active"],
                 "coverage_6h": coverage["rate"],
+                "campaign_listed_6h": found["coverage_6h"]["listed"],
                 "time_to_detect_hours": found["time_to_detect_hours"],
                 "start_hours": round((labeled["start"] - scenario.start) / 3600.0, 2),
                 "tactics": labeled["tactics"],
