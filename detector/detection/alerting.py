@@ -189,9 +189,11 @@ class AlertBook:
         current = self.open.get(account_id)
         risk = assessment.risk
         if current is None:
-            if risk < self.policy.warning_risk or assessment.severity == "info":
-                self.held.pop(account_id, None)
-                return None  # a campaign member at warning is paged once, through its campaign's alert
+            if risk < self.policy.resolve_risk or (risk >= self.policy.warning_risk and assessment.severity == "info"):
+                self.held.pop(account_id, None)  # quiet again, or a campaign member: paged through its campaign
+                return None
+            if risk < self.policy.warning_risk:
+                return None  # a held alert waits out a dip, as an open one would stay open
             if not self._released(account_id, last_seen):
                 return None
             current = self.open[account_id] = OpenAlert(0, assessment.severity, risk, first_seen, last_seen, requests)
@@ -216,7 +218,9 @@ class AlertBook:
 
         A campaign's accounts harvest at once, and a busy member can cross the threshold before
         the linking stage has joined it to its campaign: held a little, it joins first and is
-        paged through the campaign's one alert instead of an alert of its own.
+        paged through the campaign's one alert instead of an alert of its own. The hold starts when
+        risk first reaches ``warning_risk`` and ends early only if risk falls under ``resolve_risk``:
+        a harvester's risk wavers around the threshold from one review to the next.
         """
         since = self.held.setdefault(account_id, now)
         if now - since < self.policy.account_alert_hold_minutes * 60.0:

@@ -1,8 +1,11 @@
-"""Campaign updates reach on-call at a human pace, and the latest state always gets through."""
+"""Account alerts are held briefly before they page; campaign updates reach on-call at a human pace, and the
+latest state always gets through."""
 
 from __future__ import annotations
 
-from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, Alert, UpdatePacer
+from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, Alert, AlertBook, UpdatePacer
+from detector.detection.policy import DetectionPolicy
+from detector.detection.scoring import Assessment
 
 
 def update(campaign: str, members: int, status: str = "firing") -> Alert:
@@ -64,3 +67,24 @@ def test_shutdown_drains_what_waits():
     pacer.offer(update("c1", 5), now=0.0)
     pacer.offer(update("c1", 6), now=1.0)
     assert [alert.event_count for alert in pacer.drain()] == [6]
+
+
+def test_a_held_account_alert_waits_out_dips_under_warning_and_fires_after_the_hold():
+    """A harvester's risk wavers around the threshold: 58, 53, 61... Its alert is held 30 minutes of
+    event time from the first crossing, dips above ``resolve_risk`` do not restart the hold, and a
+    fall under ``resolve_risk`` does."""
+    book = AlertBook(DetectionPolicy())  # warning 55, resolve 35, hold 30 min
+    minute = 60.0
+
+    def review(risk: float, at_minute: float) -> Alert | None:
+        assessment = Assessment.frozen(risk, "warning" if risk >= 55.0 else "info", [])
+        return book.review("acct", assessment, 0.0, at_minute * minute, 100)
+
+    assert [review(risk, t) for risk, t in ((58, 0), (53, 10), (54, 20), (61, 25))] == [None] * 4
+    fired = review(60, 31)
+    assert fired is not None and fired.status == "firing" and fired.severity == "warning"
+
+    book = AlertBook(DetectionPolicy())
+    assert review(58, 0) is None and review(30, 10) is None  # quiet again: the hold starts over
+    assert review(60, 31) is None
+    assert review(60, 62) is not None
