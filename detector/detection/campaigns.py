@@ -112,9 +112,11 @@ class CampaignPolicy:
     attribute that is exclusive, and shared by ``min_exclusive_accounts``, joins accounts outright."""
     min_exclusive_accounts: int = 10
     established_hours: float = 6.0
-    """An account active this long before an attribute began linking is not linked by it: an API
+    """An account active this long before a weak attribute began linking is not linked by it: an API
     product or a tutoring app that shares a popular template and client with an operator has a
-    history of its own, and the operator's accounts arrive with the harvesting."""
+    history of its own, and the operator's accounts arrive with the harvesting. A card or a network
+    links its early accounts too: a campaign that grows slowly reaches ``min_attribute_accounts``
+    hours after its first accounts began, and those harvested on it from the start."""
 
 
 class AttributeObservation(NamedTuple):
@@ -383,7 +385,7 @@ class AttributeIndex:
             for member, (requests, checked, harvest_like, first_seen) in candidates:
                 if (
                     member not in state.linked
-                    and first_seen >= established
+                    and (specific or first_seen >= established)
                     and self._harvests(state, checked, harvest_like, specific)
                 ):
                     state.linked.add(member)

@@ -320,7 +320,7 @@ def assess(
     'info'
     """
     harvest = _harvest_readings(profile, policy)
-    weights = wording_weight = wording_weighted = 0.0
+    weights = supporting_weight = supporting_weighted = 0.0
     weighted = []
     payload = 0.0
     for indicator, _, _, score, weight, _ in harvest:
@@ -328,14 +328,14 @@ def assess(
         weighted.append(weight * score)
         if indicator in _PAYLOAD and score > payload:
             payload = score
-        if indicator in _WORDING:
-            wording_weight += weight
-            wording_weighted += weight * score
+        if indicator in _SUPPORTING:
+            supporting_weight += weight
+            supporting_weighted += weight * score
     if not weights:
         return Assessment(0.0, "info")
     harvest_score = sum(weighted) / weights
-    if weights > wording_weight:  # wording raises the harvest score, never lowers it
-        harvest_score = max(harvest_score, (sum(weighted) - wording_weighted) / (weights - wording_weight))
+    if weights > supporting_weight:  # supporting indicators raise the harvest score, never lower it
+        harvest_score = max(harvest_score, (sum(weighted) - supporting_weighted) / (weights - supporting_weight))
     if payload < policy.payload_gate:
         harvest_score *= payload / policy.payload_gate
     if profile.prompts:
@@ -402,9 +402,12 @@ def harvest_opening_share(profile: AccountProfile) -> float:
     return min(share, 1.0)
 
 
-_WORDING = frozenset({"reasoning_elicitation_share"})
-"""Indicators read from the prompt's wording: an operator who asks for finished work in plain words,
-or in a language the phrase lists miss, must not score lower than one who asks for steps."""
+_SUPPORTING = frozenset(
+    {"reasoning_elicitation_share", "templated_novel_fill_share", "capability_focus", "single_turn_share"}
+)
+"""Harvest indicators that one of an operator's tactics sets to nothing: plain wording or another language
+(reasoning phrases), reworded prompts (templates), breadth (one task kind), cover chat (single turns).
+They raise confidence; the harvest itself (long answers to novel openings) is measured without them."""
 _PAYLOAD = frozenset(
     {"harvest_shaped_share", "reasoning_elicitation_share", "output_at_max_tokens_share", "output_tokens_mean"}
 )

@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
-from detector.sim.accounts import Account, Emitter, Population
+from detector.sim.accounts import Account, Emitter, Population, interleave
 from detector.sim.clients import (
     BROWSER_CLIENTS,
     DATACENTER_OCTETS,
@@ -313,38 +313,43 @@ def _harvest_stream(population, account: Account, rng, member, params, tactics, 
         end = min(scenario.end, begin + params.active_hours * HOUR)
         switch = scenario.release + params.pivot_delay_hours * HOUR + rnd() * HOUR
         chat = corpus()
-        conversation = 0
-        last = begin
-        for at in _arrivals(rnd, member, params, tactics, begin, end):
-            if at < last:  # a cover conversation ran past this arrival
-                continue
+        conversations = 0
+
+        def cover(at: float, model: str, agent: str, conversation_id: str) -> Iterator[dict]:
+            """An ordinary multi-turn chat from the same account, real users' words."""
+            context, turn = 0, 0
+            while True:
+                text = pick(rnd, chat.first_turn if turn == 0 else chat.follow_up)
+                tokens_in, tokens_out = pick(rnd, chat.conv_tokens)
+                tokens_in = max(tokens_in, len(text) // 4 + 20) + context
+                record = emit(at, model, tokens_in, tokens_out, max_tokens, temperature, "stop", text,
+                              next_address(), agent, conversation_id, turn)  # fmt: skip
+                latency = emit.last_latency_s
+                yield record
+                if rnd() < 0.4 or turn >= 6:
+                    return
+                context = tokens_in + record["output_tokens"]
+                turn += 1
+                at += latency + lognormal(rnd, 45.0, 0.8)
+
+        def conversation(at: float) -> Iterator[dict]:
+            nonlocal conversations
             model = MODEL_NEW if at >= switch and rnd() < params.pivot_share else MODEL_CURRENT
             agent = pick(rnd, agents)
-            conversation += 1
-            conversation_id = f"conv_{account.account_id[5:]}_{conversation:x}"
+            conversations += 1
+            conversation_id = f"conv_{account.account_id[5:]}_{conversations:x}"
             if params.cover_share and rnd() < params.cover_share:
-                # cover: an ordinary multi-turn chat from the same account, real users' words
-                context, turn = 0, 0
-                while True:
-                    text = pick(rnd, chat.first_turn if turn == 0 else chat.follow_up)
-                    tokens_in, tokens_out = pick(rnd, chat.conv_tokens)
-                    tokens_in = max(tokens_in, len(text) // 4 + 20) + context
-                    record = emit(at, model, tokens_in, tokens_out, max_tokens, temperature, "stop", text,
-                                  next_address(), agent, conversation_id, turn)  # fmt: skip
-                    yield record
-                    if rnd() < 0.4 or turn >= 6:
-                        break
-                    context = tokens_in + record["output_tokens"]
-                    turn += 1
-                    at += emit.last_latency_s + lognormal(rnd, 45.0, 0.8)
-                last = at
-                continue
+                # cover runs beside the harvest, as an operator's script would: it adds traffic and
+                # takes none of the harvest's turns, so the drawn rate is the harvest's own
+                yield from cover(at, model, agent, conversation_id)
+                return
             text, system_hash = prompts.prompt(rnd)
             wanted = int(lognormal(rnd, params.length_hit * cap, 0.4))
             if max_tokens is None:
                 wanted = min(wanted, 16000)
             yield emit(at, model, len(text) // 4 + 8, wanted, max_tokens, temperature, "stop", text,
                        next_address(), agent, conversation_id, 0, system_hash)  # fmt: skip
-            last = at
+
+        yield from interleave(_arrivals(rnd, member, params, tactics, begin, end), conversation, end)
 
     return stream

@@ -347,6 +347,17 @@ def test_an_account_active_long_before_its_attribute_began_linking_is_not_linked
     assert set(campaign.members) == {f"op{n}" for n in range(8)} | {"recent"}
 
 
+def test_a_card_links_the_accounts_that_harvested_on_it_hours_before_it_began_linking():
+    """A campaign that grows slowly: two accounts on one card harvest from hour 0, the third and fourth
+    arrive 8 h later and the card begins linking. Unlike a shared template, a card only harvesters use
+    is the operator's, and its first accounts are as much his as the last."""
+    linker = CampaignLinker()
+    for n, first_seen in enumerate((T0, T0 + 60, T0 + 8 * HOUR, T0 + 8 * HOUR + 60)):
+        report(linker, f"op{n}", ["payment:card"], first_seen + 30, first_seen=first_seen)
+    [campaign] = linker.book.campaigns.values()
+    assert set(campaign.members) == {"op0", "op1", "op2", "op3"}
+
+
 def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_alone():
     """A popular SDK's client set-up and a busy sign-up hour are each shared with many ordinary accounts;
     an operator's accounts share both, and few others do."""

@@ -65,6 +65,19 @@ def test_wording_raises_the_risk_and_its_absence_never_lowers_it(age_days):
     assert worded_risk >= plain_risk
 
 
+def test_tactics_that_zero_a_supporting_indicator_do_not_lower_the_risk():
+    """Reworded prompts (no template), breadth (no single task kind) and cover chat (few single turns)
+    each set an indicator to nothing; the harvest itself, long answers to novel openings, still pages."""
+    now = 20 * HOUR
+    plain = harvester(first_seen=10 * HOUR, now=now, per_hour=400.0)
+    templated = msgspec.structs.replace(plain, novel_fill_share=0.9, template_reuse_share=0.9)
+    covered = msgspec.structs.replace(plain, first_turn_share=0.5)  # cover chats of four turns
+    risks = [assess(profile, now, POLICY, Population(), STARTED).risk for profile in (plain, templated, covered)]
+    assert risks[0] >= POLICY.warning_risk
+    assert risks[1] >= risks[0]
+    assert risks[2] >= POLICY.warning_risk
+
+
 def test_a_product_watched_since_the_detector_began_is_not_paged_alone_at_its_usual_volume():
     """An old account busy from the detector's first hour at a steady 180 requests an hour (above the
     blatant rate, as an API product at its peak) has a history: it is held under warning."""

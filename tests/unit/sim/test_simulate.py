@@ -206,6 +206,20 @@ def test_tactics_show_in_the_records():
     assert 0.15 < sum(r["model"] == MODEL_NEW for r in after) / len(after) < 0.85
 
 
+def test_cover_chat_runs_beside_the_harvest_and_takes_none_of_its_turns():
+    """A burst account with cover chat harvests at its drawn rate: cover conversations (minutes of
+    follow-ups each) are added to its traffic, not sent instead of harvest requests."""
+
+    def harvests_per_hour(cover: str) -> float:
+        scenario = small(force={"rate": "burst", "size": "single", "cover": cover, "schedule": "round_the_clock"})
+        truth = labels(scenario)
+        openings = [r for r in attack_records(scenario) if r.get("turn_index", 0) == 0 and r["output_tokens"] > 500]
+        hours = sum(c["parameters"]["active_hours"] for c in truth["campaigns"].values())
+        return len(openings) / hours
+
+    assert harvests_per_hour("mixed_chat") > 0.5 * harvests_per_hour("none")
+
+
 def test_fixed_templates_repeat_their_wording_and_full_rewording_does_not():
     def shared_openings(paraphrase):
         records = attack_records(small(force={"paraphrase": paraphrase, "wording": {"reasoning"}, "wrapper": "bare",
