@@ -194,7 +194,7 @@ class AlertBook:
                 return None
             if risk < self.policy.warning_risk:
                 return None  # a held alert waits out a dip, as an open one would stay open
-            if not self._released(account_id, last_seen):
+            if not self._released(account_id, last_seen, requests / max(last_seen - first_seen, 900.0) * 3600.0):
                 return None
             current = self.open[account_id] = OpenAlert(0, assessment.severity, risk, first_seen, last_seen, requests)
         elif risk < self.policy.resolve_risk:
@@ -213,17 +213,23 @@ class AlertBook:
         current.last_seen, current.event_count = last_seen, requests
         return self._alert(account_id, "firing", assessment, current, last_seen, requests)
 
-    def _released(self, account_id: str, now: float) -> bool:
+    def _released(self, account_id: str, now: float, hourly_rate: float) -> bool:
         """Whether a new alert has been held ``account_alert_hold_minutes`` of event time.
 
         A campaign's accounts harvest at once, and a busy member can cross the threshold before
         the linking stage has joined it to its campaign: held a little, it joins first and is
         paged through the campaign's one alert instead of an alert of its own. The hold starts when
         risk first reaches ``warning_risk`` and ends early only if risk falls under ``resolve_risk``:
-        a harvester's risk wavers around the threshold from one review to the next.
+        a harvester's risk wavers around the threshold from one review to the next. An account that
+        sends fewer than ``quiet_account_rate`` requests an hour (since it was first seen) is held
+        ``quiet_account_hold_hours``: a few hours of it harvest little, and a campaign of thousands of
+        such accounts joins them over hours, as their harvest-shaped requests come in.
         """
         since = self.held.setdefault(account_id, now)
-        if now - since < self.policy.account_alert_hold_minutes * 60.0:
+        hold = self.policy.account_alert_hold_minutes * 60.0
+        if hourly_rate < self.policy.quiet_account_rate:
+            hold = max(hold, self.policy.quiet_account_hold_hours * 3600.0)
+        if now - since < hold:
             return False
         del self.held[account_id]
         return True

@@ -69,8 +69,9 @@ class CampaignPolicy:
     creation hour, and pairs of them): the eval pipelines of several teams run the same harness
     with the same prompt forms, and each first run of a suite looks like harvesting."""
     attribute_harvest_share: float = 0.6
-    """Share of an attribute's accounts that must be harvesting accounts: a NAT, a company card or an
-    SDK's user agent carry ordinary accounts too and never link, however busy its attackers."""
+    """Share of an attribute's accounts (those with evidence: see :func:`_unknown`) that must be harvesting
+    accounts: a NAT, a company card or an SDK's user agent carry ordinary accounts too and never link,
+    however busy its attackers."""
     attribute_request_share: float = 0.3
     """Share of an attribute's checked requests that must be harvest-shaped. Lower than the account
     share: operators mix ordinary chat into their accounts as cover, and people rarely reach it."""
@@ -277,9 +278,20 @@ class _AttributeState:
     """Whether nearly only harvesting accounts use it, as of its latest report."""
     extra_members: int = 0
     """Accounts beyond ``attribute_member_cap``: counted, not remembered."""
+    unknown_accounts: int = 0
+    """Members with at most one checked request, not harvest-shaped: no evidence either way yet."""
 
 
 _ATTRIBUTE_FIELDS = tuple(field.name for field in dataclasses.fields(_AttributeState))
+
+
+def _unknown(checked: int, harvest_like: int) -> bool:
+    """An account with at most one checked request and no harvest-shaped one: whether it harvests is
+    not known yet, and it does not count against an attribute's harvesting share. Low-and-slow accounts
+    send a few requests a day with cover chat between: counted as not harvesting, they kept the /24 that
+    a trickle campaign's card-sized fragments shared from linking them for hours (tuning seed 1008: 15
+    alert keys for one campaign, 3 once they were left out)."""
+    return checked <= 1 and harvest_like == 0
 
 
 class AttributeIndex:
@@ -352,6 +364,7 @@ class AttributeIndex:
             state.checked -= previous[1]
             state.harvest_like -= previous[2]
             state.harvesting_accounts -= self._shows_harvesting(previous[1], previous[2])
+            state.unknown_accounts -= _unknown(previous[1], previous[2])
         state.members[account] = (
             observation.requests,
             observation.checked,
@@ -361,12 +374,14 @@ class AttributeIndex:
         state.checked += observation.checked
         state.harvest_like += observation.harvest_like
         state.harvesting_accounts += self._shows_harvesting(observation.checked, observation.harvest_like)
+        state.unknown_accounts += _unknown(observation.checked, observation.harvest_like)
         was_linking = state.linking
         specific = kind_of(observation.attribute) in _SPECIFIC_KINDS
         minimum = policy.min_attribute_accounts if specific else policy.min_shared_accounts
         state.linking = (
             state.harvesting_accounts >= minimum
-            and state.harvesting_accounts >= policy.attribute_harvest_share * len(state.members)
+            and state.harvesting_accounts
+            >= policy.attribute_harvest_share * (len(state.members) - state.unknown_accounts)
             and state.harvest_like >= policy.attribute_request_share * state.checked
         )
         links = []
@@ -433,8 +448,12 @@ class AttributeIndex:
     def restore(self, state: dict) -> None:
         self.attributes = {}
         for attribute, values in state.items():
-            fields = dict(zip(_ATTRIBUTE_FIELDS, values, strict=True))
+            # strict=False: a snapshot from before unknown_accounts lacks it, and it is counted again here
+            fields = dict(zip(_ATTRIBUTE_FIELDS, values, strict=False))
             fields["members"] = {account: tuple(reported) for account, reported in fields["members"].items()}
+            fields["unknown_accounts"] = sum(
+                _unknown(checked, like) for _, checked, like, _ in fields["members"].values()
+            )
             fields["linked"] = set(fields["linked"])
             self.attributes[attribute] = _AttributeState(**fields)
         self._singles = deque(attribute for attribute, kept in self.attributes.items() if len(kept.members) <= 1)

@@ -96,6 +96,11 @@ class DetectionPolicy:
     account_alert_hold_minutes: float = 30.0
     """A new account alert waits this long (event time) before it pages, so that a member of a
     campaign is joined to it first and paged through the campaign's alert."""
+    quiet_account_rate: float = 30.0
+    """Requests an hour (mean since first seen) under which a new account alert is held longer."""
+    quiet_account_hold_hours: float = 3.0
+    """How long an account alert of a quiet account is held: at a few requests an hour, on-call loses
+    little, and a low-and-slow campaign's members join it first and are paged once, through it."""
     rescore_step: float = 10.0
     """An open alert is re-emitted when risk rose this many points since it was last sent."""
     new_model_window_hours: float = 72.0

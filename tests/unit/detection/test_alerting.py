@@ -88,3 +88,22 @@ def test_a_held_account_alert_waits_out_dips_under_warning_and_fires_after_the_h
     assert review(58, 0) is None and review(30, 10) is None  # quiet again: the hold starts over
     assert review(60, 31) is None
     assert review(60, 62) is not None
+
+
+def test_a_quiet_accounts_alert_is_held_hours_and_a_busy_ones_half_an_hour():
+    """At a few requests an hour an account harvests little in a few hours, and the campaign its
+    accounts belong to has time to gather them: it is held ``quiet_account_hold_hours``."""
+    policy = DetectionPolicy()
+    hour = 3600.0
+
+    def fires_after(requests_per_hour: float) -> float:
+        book = AlertBook(policy)
+        for minutes in range(0, 600, 5):
+            now = 10 * hour + minutes * 60.0
+            requests = int(requests_per_hour * now / hour)
+            if book.review("acct", Assessment.frozen(70.0, "warning", []), 0.0, now, requests) is not None:
+                return minutes / 60.0
+        return float("inf")
+
+    assert fires_after(100.0) == policy.account_alert_hold_minutes / 60.0
+    assert fires_after(3.0) == policy.quiet_account_hold_hours

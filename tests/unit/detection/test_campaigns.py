@@ -358,6 +358,18 @@ def test_a_card_links_the_accounts_that_harvested_on_it_hours_before_it_began_li
     assert set(campaign.members) == {"op0", "op1", "op2", "op3"}
 
 
+def test_accounts_with_no_evidence_yet_do_not_count_against_an_attributes_harvesting_share():
+    """Five accounts that sent one ordinary request each through a /24 say nothing yet: four harvesting
+    accounts on it link. Five that sent three ordinary requests each are ordinary users: they do not."""
+    for checked, linked in ((1, True), (3, False)):
+        linker = CampaignLinker()
+        for n in range(5):
+            report(linker, f"quiet{n}", ["network:203.0.113.0/24"], T0 + n, checked=checked, harvest_like=0)
+        for n in range(4):
+            report(linker, f"op{n}", ["network:203.0.113.0/24"], T0 + 10 + n)
+        assert bool(linker.book.campaigns) is linked
+
+
 def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_alone():
     """A popular SDK's client set-up and a busy sign-up hour are each shared with many ordinary accounts;
     an operator's accounts share both, and few others do."""
