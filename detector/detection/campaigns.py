@@ -64,6 +64,9 @@ class CampaignPolicy:
     min_attribute_accounts: int = 4
     """An attribute links nobody until this many harvesting accounts share it: two or three eval
     pipelines of one team running the same suite share templates, and start as harvest-shaped."""
+    min_card_accounts: int = 3
+    """The same for a payment instrument: an operator splits a small campaign over cards of two to ten
+    accounts, and three harvesting accounts on one card, each paging on its own, are one operator."""
     min_shared_accounts: int = 8
     """The same for attributes that unrelated customers share (a client set-up, a template, a
     creation hour, and pairs of them): the eval pipelines of several teams run the same harness
@@ -82,7 +85,7 @@ class CampaignPolicy:
     ordinary_harvest_rate: float = 0.05
     """Share of harvest-shaped requests in ordinary traffic, against which an account on a linking
     attribute is judged (:meth:`AttributeIndex._harvests`): people's chats reach a few in a hundred."""
-    min_campaign_accounts: int = 4
+    min_campaign_accounts: int = 3
     """A component alerts from this many member accounts."""
     campaign_alert_hold_minutes: float = 20.0
     """A new campaign waits this long (event time) before its first alert: fragments of one operator
@@ -377,7 +380,12 @@ class AttributeIndex:
         state.unknown_accounts += _unknown(observation.checked, observation.harvest_like)
         was_linking = state.linking
         specific = kind_of(observation.attribute) in _SPECIFIC_KINDS
-        minimum = policy.min_attribute_accounts if specific else policy.min_shared_accounts
+        if not specific:
+            minimum = policy.min_shared_accounts
+        elif kind_of(observation.attribute) == "payment":
+            minimum = policy.min_card_accounts
+        else:
+            minimum = policy.min_attribute_accounts
         state.linking = (
             state.harvesting_accounts >= minimum
             and state.harvesting_accounts
