@@ -27,6 +27,7 @@ chunks of lines in lock-step and their outputs are merged by line number.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import heapq
 import itertools
@@ -332,6 +333,7 @@ def replay_sharded(
     started = time.perf_counter()
     event_kwargs = {"source": alert_source, "runbook_url": runbook_url}
     context = multiprocessing.get_context("fork")  # the shards start in milliseconds, the code already loaded
+    gc.freeze()  # what is loaded lives on: no process's collector walks it, nor copies its pages by marking them
     connections, processes = [], []
     for index in range(workers):
         parent_end, child_end = context.Pipe()
