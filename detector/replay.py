@@ -9,9 +9,10 @@ give the same alerts.
 
 With ``workers > 1`` the detect stage runs in that many processes, each detecting for the accounts
 of its :class:`~detector.detection.stages.Shard` (a stable hash of the account id, as Kafka keying
-splits accounts between input partitions), and this process runs the link and merge stages over
-their outputs in input order. It fires the same dedup keys as one worker, but not byte for byte
-the same events, for the reasons a worker with several input partitions differs from replay:
+splits accounts between input partitions), and this process routes each line to its shard and runs
+the link and merge stages over their outputs in input order. It fires the same dedup keys as one
+worker, but not byte for byte the same events, for the reasons a worker with several input
+partitions differs from replay:
 
 * each shard's population models (River quantiles, ``HalfSpaceTrees``) learn from its accounts
   only, and its clock is the newest of its own records: scores can move by a little;
@@ -26,8 +27,10 @@ chunks of lines in lock-step and their outputs are merged by line number.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import heapq
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -35,11 +38,11 @@ import sys
 import tempfile
 import time
 import zlib
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import msgspec
 import orjson
@@ -202,24 +205,60 @@ _encode_observations = msgspec.msgpack.Encoder().encode
 _decode_observations = msgspec.msgpack.Decoder(list[AttributeObservation]).decode
 
 
-def _owner(line: bytes, workers: int) -> int | None:
-    """The shard of the one account a line's records belong to, or None if it may hold several.
+_SPLIT, _BLANK = -1, -2
+"""A line's owner when its records may belong to several shards (each takes its own), and when it is blank."""
 
-    Every shard reads every line, so this runs for all of them: a byte search finds the key of a
-    compact record (``"account_id":"...`` once, no escapes) in a fraction of a decode; anything
-    else is decoded. Inside a JSON string the pattern cannot occur (its quotes would be escaped).
+
+def _owner(line: bytes, workers: int) -> int:
+    """The shard of the one account a line's records belong to, :data:`_SPLIT` if they may be
+    several accounts', :data:`_BLANK` if the line is blank.
+
+    It runs once for every line of the input: a byte search finds the key of a compact record
+    (``"account_id":"...`` once, no escapes) in a fraction of a decode; anything else is decoded.
+    Inside a JSON string the pattern cannot occur (its quotes would be escaped).
     """
     start = line.find(_ACCOUNT_KEY)
     if start >= 0:
         start += len(_ACCOUNT_KEY)
         end = line.find(b'"', start)
-        account = line[start:end]
-        if end > 0 and b"\\" not in account and line.find(_ACCOUNT_KEY, end) < 0:
-            return zlib.crc32(account) % workers
+        if end > 0 and line.find(b"\\", start, end) < 0 and line.find(_ACCOUNT_KEY, end) < 0:
+            return zlib.crc32(line[start:end]) % workers
+    if line.isspace():
+        return _BLANK
     try:
         return zlib.crc32(_account_of(line).account_id.encode("utf-8", "surrogatepass")) % workers
     except (msgspec.DecodeError, msgspec.ValidationError):  # an envelope, or a bad record
-        return None
+        return _SPLIT
+
+
+class _Chunk(NamedTuple):
+    """The next :data:`CHUNK_LINES` lines of the input as the shards get them: the last chunk is the
+    one with fewer lines (none, when the input ends at a chunk's end)."""
+
+    selected: list[bytes]
+    """For each shard, per line of the chunk: 1 if it detects over that line."""
+    split: list[int]
+    """The numbers of the lines whose records may belong to several shards: each takes its own."""
+    lines: int
+    """The lines that are not blank."""
+
+
+def _routed_chunks(source: BinaryIO, workers: int) -> Iterator[_Chunk]:
+    """The input in chunks, each line routed to its shard.
+
+    One process routes the lines, so that no shard looks into the lines of another: each skips
+    them in C (:func:`itertools.compress`).
+    """
+    first = 1
+    while True:
+        chunk = list(itertools.islice(source, CHUNK_LINES))
+        owners = [_owner(line, workers) for line in chunk]
+        selected = [bytes([owner in (index, _SPLIT) for owner in owners]) for index in range(workers)]
+        split = [first + place for place, owner in enumerate(owners) if owner == _SPLIT] if _SPLIT in owners else []
+        yield _Chunk(selected, split, len(chunk) - owners.count(_BLANK))
+        if len(chunk) < CHUNK_LINES:
+            return
+        first += CHUNK_LINES
 
 
 # Items a shard returns per line, merged across shards by (line number, phase, shard): the clock
@@ -231,36 +270,31 @@ def _shard_main(
     connection, path: str, source_name: str, shard: Shard, policy: DetectionPolicy, event_kwargs: dict
 ) -> None:
     """A detect shard: per request from the parent, apply the membership news it carries, then
-    detect over the next :data:`CHUNK_LINES` lines; reply with the chunk's items, line by line."""
+    detect over its lines of the next chunk (a :class:`_Chunk`'s ``selected`` and ``split``); reply
+    with the chunk's items, line by line, and the records accepted."""
     detector = Detector(policy)
     stage = DetectStage(detector)
     with ExitStack() as stack:
         numbered = enumerate(open_input(path, stack), start=1)
-        last = 0
-        while (memberships := connection.recv()) is not None:
+        first = 1
+        while (request := connection.recv()) is not None:
+            memberships, selected, split_lines = request
             detector.apply_memberships(memberships)
             items: list[tuple] = []
-            lines = accepted = 0
-            ended = True
-            for number, line in numbered:
-                last = number
-                if not line.isspace():
-                    lines += 1
-                    owner = _owner(line, shard.count)  # on the raw line: most lines are another shard's
-                    if owner is None or owner == shard.index:
-                        value = line.rstrip(b"\r\n")
-                        split = shard if owner is None else None
-                        boundary = detector.sweeps.next_boundary
-                        detected = stage.handle(value, topic=source_name, partition=None, offset=number, shard=split)
-                        accepted += len(detected.requests)
-                        _shard_items(items, number, shard, detector, boundary, detected, event_kwargs)
-                if number % CHUNK_LINES == 0:
-                    ended = False
-                    break
-            if ended:  # after the last line: records still waiting, held records' verdict
+            accepted = 0
+            for number, line in itertools.compress(itertools.islice(numbered, len(selected)), selected):
+                split = shard if split_lines and number in split_lines else None
                 boundary = detector.sweeps.next_boundary
-                _shard_items(items, last + 1, shard, detector, boundary, stage.drain(), event_kwargs)
-            connection.send((items, lines, accepted, ended))
+                detected = stage.handle(
+                    line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number, shard=split
+                )
+                accepted += len(detected.requests)
+                _shard_items(items, number, shard, detector, boundary, detected, event_kwargs)
+            first += len(selected)
+            if len(selected) < CHUNK_LINES:  # after the last line: records still waiting, held records' verdict
+                boundary = detector.sweeps.next_boundary
+                _shard_items(items, first, shard, detector, boundary, stage.drain(), event_kwargs)
+            connection.send((items, accepted))
     connection.close()
 
 
@@ -299,6 +333,7 @@ def replay_sharded(
     started = time.perf_counter()
     event_kwargs = {"source": alert_source, "runbook_url": runbook_url}
     context = multiprocessing.get_context("fork")  # the shards start in milliseconds, the code already loaded
+    gc.freeze()  # what is loaded lives on: no process's collector walks it, nor copies its pages by marking them
     connections, processes = [], []
     for index in range(workers):
         parent_end, child_end = context.Pipe()
@@ -314,44 +349,53 @@ def replay_sharded(
         processes.append(process)
     bar = _progress_bar() if progress else None
     campaigns = CampaignStages()
-    try:
-        for connection in connections:  # the shards work while this process merges
-            for _ in range(CHUNKS_IN_FLIGHT):
-                connection.send([])
-        while True:
-            replies = [connection.recv() for connection in connections]
-            lines = replies[0][1]  # every shard reads every line
-            summary.lines += lines
-            summary.accepted += sum(reply[2] for reply in replies)
-            memberships: list[Membership] = []
-            for item in heapq.merge(*(reply[0] for reply in replies)):
-                phase = item[1]
-                if phase in (_TICK, _OBSERVATIONS):
-                    observations, now = ((), item[3]) if phase == _TICK else (_decode_observations(item[3]), item[4])
-                    merged = campaigns.handle(observations, now)
-                    for encoded in _encoded(merged.alerts, event_kwargs):
-                        outputs.alert(*encoded)
-                    memberships.extend(merged.memberships)
-                elif phase == _ALERTS:
-                    for encoded in item[3]:
-                        outputs.alert(*encoded)
-                else:
-                    outputs.dead_letters(item[3])
-            outputs.memberships(memberships)
-            if bar is not None:
-                bar.update(summary.lines - bar.n)
-            if replies[0][3]:
-                break
+    with ExitStack() as stack:  # this process reads the input too, to route its lines
+        chunks = _routed_chunks(open_input(path, stack), workers)
+        in_flight: deque[int] = deque()  # lines of each chunk the shards are detecting
+
+        def request(memberships: list[Membership]) -> None:
+            """The next chunk to every shard, with the membership news it is to apply first."""
+            chunk = next(chunks, None)
+            if chunk is not None:
+                in_flight.append(chunk.lines)
+                for connection, selected in zip(connections, chunk.selected, strict=True):
+                    connection.send((memberships, selected, chunk.split))
+
+        try:
+            for _ in range(CHUNKS_IN_FLIGHT):  # the shards work while this process merges
+                request([])
+            while in_flight:
+                replies = [connection.recv() for connection in connections]
+                summary.lines += in_flight.popleft()
+                summary.accepted += sum(reply[1] for reply in replies)
+                memberships: list[Membership] = []
+                for item in heapq.merge(*(reply[0] for reply in replies)):
+                    phase = item[1]
+                    if phase in (_TICK, _OBSERVATIONS):
+                        observations, now = (
+                            ((), item[3]) if phase == _TICK else (_decode_observations(item[3]), item[4])
+                        )
+                        merged = campaigns.handle(observations, now)
+                        for encoded in _encoded(merged.alerts, event_kwargs):
+                            outputs.alert(*encoded)
+                        memberships.extend(merged.memberships)
+                    elif phase == _ALERTS:
+                        for encoded in item[3]:
+                            outputs.alert(*encoded)
+                    else:
+                        outputs.dead_letters(item[3])
+                outputs.memberships(memberships)
+                if bar is not None:
+                    bar.update(summary.lines - bar.n)
+                request(memberships)
+        finally:
             for connection in connections:
-                connection.send(memberships)
-    finally:
-        for connection in connections:
-            with suppress(BrokenPipeError, OSError):
-                connection.send(None)
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.terminate()
+                with suppress(BrokenPipeError, OSError):
+                    connection.send(None)
+            for process in processes:
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.terminate()
     if bar is not None:
         bar.close()
     summary.seconds = time.perf_counter() - started

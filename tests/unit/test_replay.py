@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from detector.detection.records import decode_envelope
 from detector.detection.stages import ChainedStages
+from detector.replay import CHUNK_LINES
 from detector.sim.scenario import Scenario
 from detector.sim.traffic import generate
 
@@ -183,6 +184,25 @@ def test_two_workers_report_every_bad_record_once_and_the_same_campaign_members(
     assert sorted(reasons) == sorted([*bad_lines, *["duplicate_event"] * 4])
     assert outputs[2]["dlq"] == outputs[1]["dlq"]
     assert outputs[2]["members"] == outputs[1]["members"] and outputs[1]["members"]
+
+
+def test_two_workers_see_the_end_of_an_input_that_ends_at_a_chunk_end(tmp_path):
+    """Shards learn that the input ended from a chunk shorter than the others: here an empty one.
+    Blank lines count as no line and go to no shard; the bad one is reported once."""
+    records = [orjson.dumps(r) for r in itertools.islice(generate(Scenario.demo(seed=3)), 2 * CHUNK_LINES - 3)]
+    records[5:5] = [b"", b"   ", b"{bad"]
+    source = tmp_path / "records.jsonl"
+    source.write_bytes(b"\n".join(records) + b"\n")
+    outputs = {}
+    for workers in (1, 2):
+        folder = tmp_path / str(workers)
+        folder.mkdir()
+        summary = replay_command(source, folder, workers).stderr.decode().split(";")[0]
+        keys = {orjson.loads(line)["data"]["dedup_key"] for line in (folder / "alerts.jsonl").read_bytes().splitlines()}
+        outputs[workers] = summary, keys, (folder / "dlq.jsonl").read_bytes(), (folder / "members.jsonl").read_bytes()
+    lines, accepted = 2 * CHUNK_LINES - 2, 2 * CHUNK_LINES - 3
+    assert outputs[1][0] == f"replay: {lines:,} lines, {accepted:,} records accepted, 1 rejected (invalid_json 1)"
+    assert outputs[1][1] and outputs[2] == outputs[1]
 
 
 def alerted(alerts: list[dict]) -> set[str]:
