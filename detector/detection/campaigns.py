@@ -338,12 +338,13 @@ class AttributeIndex:
         if group <= ordinary:
             return False
         harvesters = state.harvesting_accounts
-        evidence = (
-            harvest_like * math.log(group / ordinary)
-            + (checked - harvest_like) * math.log((1.0 - group) / (1.0 - ordinary))
-            + math.log((harvesters + 1) / (len(state.members) - harvesters + 1))
+        own = harvest_like * math.log(group / ordinary) + (checked - harvest_like) * math.log(
+            (1.0 - group) / (1.0 - ordinary)
         )
-        return evidence >= 0.0
+        # its own requests must look more like the group's than like ordinary traffic: on a campus NAT
+        # that an operator's 772 accounts share with 30 students, the prior alone linked students
+        # with one long answer in three requests (evaluation seed 5308: 5 students paged)
+        return own >= 0.0 and own + math.log((harvesters + 1) / (len(state.members) - harvesters + 1)) >= 0.0
 
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""

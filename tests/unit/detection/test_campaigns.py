@@ -371,6 +371,20 @@ def test_accounts_with_no_evidence_yet_do_not_count_against_an_attributes_harves
         assert bool(linker.book.campaigns) is linked
 
 
+def test_on_a_network_an_operator_dominates_a_student_is_linked_only_by_her_own_requests():
+    """A campus NAT that 60 of an operator's accounts share with a few students: the prior odds that
+    an account on it is the operator's are high, but a student with one long answer in three requests
+    looks ordinary by her own requests and is not linked; an operator account with one in two is."""
+    linker = CampaignLinker()
+    nat = ["network:198.51.100.0/24"]
+    for n in range(60):
+        report(linker, f"op{n}", nat, T0 + n, checked=10, harvest_like=9)
+    report(linker, "student", nat, T0 + 100, checked=3, harvest_like=1)
+    report(linker, "late-op", nat, T0 + 101, checked=2, harvest_like=1)
+    assert "student" not in linker.book.campaign_of
+    assert "late-op" in linker.book.campaign_of
+
+
 def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_alone():
     """A popular SDK's client set-up and a busy sign-up hour are each shared with many ordinary accounts;
     an operator's accounts share both, and few others do."""
