@@ -313,7 +313,9 @@ class AttributeIndex:
         question weighs little among a NAT's or an SDK's hundreds."""
         return checked >= 1 and harvest_like >= self.policy.account_harvest_share * checked
 
-    def _harvests(self, state: _AttributeState, checked: int, harvest_like: int, specific: bool) -> bool:
+    def _harvests(
+        self, state: _AttributeState, checked: int, harvest_like: int, specific: bool, joining: bool = True
+    ) -> bool:
         """Whether an account's own traffic is the attribute's harvesting rather than ordinary traffic.
 
         A likelihood ratio: its harvest-shaped and other requests under the share the attribute's
@@ -341,10 +343,15 @@ class AttributeIndex:
         own = harvest_like * math.log(group / ordinary) + (checked - harvest_like) * math.log(
             (1.0 - group) / (1.0 - ordinary)
         )
-        # its own requests must look more like the group's than like ordinary traffic: on a campus NAT
-        # that an operator's 772 accounts share with 30 students, the prior alone linked students
-        # with one long answer in three requests (evaluation seed 5308: 5 students paged)
-        return own >= 0.0 and own + math.log((harvesters + 1) / (len(state.members) - harvesters + 1)) >= 0.0
+        # joining, its own requests must look more like the group's than like ordinary traffic: on a
+        # campus NAT that an operator's 772 accounts share with 30 students, the prior alone linked
+        # students with one long answer in three requests (evaluation seed 5308: 5 students paged).
+        # A member stays on the posterior: against a group that harvests in nearly every request, an
+        # operator's account with cover chat in half of its requests looks no more like it than like
+        # ordinary traffic, and would leave its campaign.
+        if joining and own < 0.0:
+            return False
+        return own + math.log((harvesters + 1) / (len(state.members) - harvesters + 1)) >= 0.0
 
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
@@ -428,7 +435,7 @@ class AttributeIndex:
             previous is not None
             and account in state.linked
             and observation.checked >= UNLINK_EVIDENCE
-            and not self._harvests(state, observation.checked, observation.harvest_like, specific)
+            and not self._harvests(state, observation.checked, observation.harvest_like, specific, joining=False)
         ):
             state.linked.discard(account)
             links.append(
@@ -910,7 +917,9 @@ class CampaignBook:
         kinds = sorted({item["attribute"] for item in shared})
         exchanges = sum(campaign.exchanges.values())
         severity = "critical" if size >= self.policy.critical_campaign_accounts else "warning"
-        risk = min(100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(size))
+        risk = min(
+            100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(max(size, 1))
+        )  # members may all have left
         joined_on_exclusive = _joined_on_exclusive(campaign, self.policy.member_cap)
         if summary is None:
             basis = (
@@ -935,7 +944,7 @@ class CampaignBook:
                 float(item["member_count"]),
                 None,
                 1.0,
-                round(100.0 * item["member_count"] / size, 1),
+                round(100.0 * item["member_count"] / max(size, 1), 1),
                 f"members sharing one {item['attribute']} value (contribution: % of members)",
             )
             for item in shared[:8]

@@ -385,6 +385,19 @@ def test_on_a_network_an_operator_dominates_a_student_is_linked_only_by_her_own_
     assert "late-op" in linker.book.campaign_of
 
 
+def test_a_campaign_whose_members_all_left_resolves_when_it_goes_quiet():
+    """Every member of an alerting campaign stopped harvesting and left it; a day later the campaign
+    resolves like any quiet one (its risk was log10 of its size: 0 members raised an error)."""
+    book = CampaignBook()
+    for n in range(4):
+        book.observe(Link("payment:p1", f"a{n}", T0, 10, 10))
+    assert firing(book.expire_idle(T0 + HOLD)[0])
+    for n in range(4):
+        book.observe(Link("payment:p1", f"a{n}", T0 + HOLD + 60, 40, 10, harvesting=False))
+    [resolved] = book.expire_idle(T0 + 30 * HOUR)[0]
+    assert resolved.status == "resolved" and resolved.account_ids == ()
+
+
 def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_alone():
     """A popular SDK's client set-up and a busy sign-up hour are each shared with many ordinary accounts;
     an operator's accounts share both, and few others do."""
