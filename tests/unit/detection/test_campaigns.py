@@ -414,15 +414,19 @@ def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_a
 
 
 def test_an_account_with_no_harvest_shaped_request_is_never_linked_even_on_an_exclusive_attribute():
-    """On a client only harvesting accounts use, one harvest-shaped request in three links an account;
-    an account with none is never linked, though its share pulled towards the exclusive prior (2/5) passes."""
+    """On a client only harvesting accounts use, one harvest-shaped request in two links an account (in
+    three, its own requests look no more like the group's than like ordinary traffic: the prior alone
+    does not link it); an account with none is never linked, though its share pulled towards the
+    exclusive prior passes."""
     linker = CampaignLinker()
     for n in range(20):
         report(linker, f"a{n}", ["payment:p1", "tls:custom-client"], T0 + n)
     report(linker, "quiet", ["payment:own1", "tls:custom-client"], T0 + 100, checked=1, harvest_like=0)
-    report(linker, "slow", ["payment:own2", "tls:custom-client"], T0 + 101, checked=3, harvest_like=1)
+    report(linker, "slow", ["payment:own2", "tls:custom-client"], T0 + 101, checked=2, harvest_like=1)
+    report(linker, "slower", ["payment:own3", "tls:custom-client"], T0 + 102, checked=3, harvest_like=1)
     assert "quiet" not in linker.book.campaign_of
     assert "slow" in linker.book.campaign_of
+    assert "slower" not in linker.book.campaign_of
 
 
 def test_a_template_four_eval_pipelines_share_links_nobody_while_four_accounts_on_one_card_do():
