@@ -16,8 +16,11 @@ partitions differs from replay:
 
 * each shard's population models (River quantiles, ``HalfSpaceTrees``) learn from its accounts
   only, and its clock is the newest of its own records: scores can move by a little;
-* membership news reaches a shard a chunk of lines later (:data:`CHUNK_LINES`): an account
-  reviewed in between does not yet know its campaign (in the worker, the membership topic's delay);
+* a shard's alert decisions wait for the campaign stages here (as the worker's wait for the
+  campaign step: :meth:`Detector.decide <detector.detection.core.Detector.decide>`): membership news
+  reaches a shard a few chunks of lines later (:data:`CHUNKS_IN_FLIGHT`), so a decision is taken when
+  the news of its time has come, judged with the campaign its account was in then, and its alert
+  goes out with the shard's next reply, after alerts of later lines;
 * a shard sweeps idle alerts when its own clock crosses a boundary, so a resolution can carry a
   slightly different time.
 
@@ -57,7 +60,8 @@ CHUNK_LINES = 1024
 """Lines each shard detects before the link and merge stages take in their outputs."""
 CHUNKS_IN_FLIGHT = 4
 """Chunks a shard may be ahead of the link and merge stages, so that a shard with more work in one
-chunk does not stall the others: membership news reaches the shards this many chunks late."""
+chunk does not stall the others: membership news reaches the shards this many chunks late, and
+their alert decisions wait for it."""
 
 
 @dataclass
@@ -269,32 +273,36 @@ _TICK, _OBSERVATIONS, _ALERTS, _DEAD_LETTERS = range(4)
 def _shard_main(
     connection, path: str, source_name: str, shard: Shard, policy: DetectionPolicy, event_kwargs: dict
 ) -> None:
-    """A detect shard: per request from the parent, apply the membership news it carries, then
-    detect over its lines of the next chunk (a :class:`_Chunk`'s ``selected`` and ``split``); reply
-    with the chunk's items, line by line, and the records accepted."""
-    detector = Detector(policy)
+    """A detect shard: per request from the parent, apply the membership news it carries and take the
+    alert decisions whose time the campaign clock has passed, then detect over its lines of the next
+    chunk (a :class:`_Chunk`'s ``selected`` and ``split``; none at the end of the input); reply with
+    the decisions' alerts and the chunk's items, line by line, the records accepted and its clock."""
+    detector = Detector(policy, wait_for_campaigns=True)
     stage = DetectStage(detector)
     with ExitStack() as stack:
         numbered = enumerate(open_input(path, stack), start=1)
         first = 1
         while (request := connection.recv()) is not None:
-            memberships, selected, split_lines = request
-            detector.apply_memberships(memberships)
+            memberships, announced, campaign_clock, selected, split_lines = request
+            detector.apply_memberships(memberships, announced)
             items: list[tuple] = []
+            if decided := detector.decide(campaign_clock):  # before the chunk's lines: merged first
+                items.append((first - 1, _ALERTS, shard.index, _encoded(decided, event_kwargs)))
             accepted = 0
-            for number, line in itertools.compress(itertools.islice(numbered, len(selected)), selected):
-                split = shard if split_lines and number in split_lines else None
-                boundary = detector.sweeps.next_boundary
-                detected = stage.handle(
-                    line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number, shard=split
-                )
-                accepted += len(detected.requests)
-                _shard_items(items, number, shard, detector, boundary, detected, event_kwargs)
-            first += len(selected)
-            if len(selected) < CHUNK_LINES:  # after the last line: records still waiting, held records' verdict
-                boundary = detector.sweeps.next_boundary
-                _shard_items(items, first, shard, detector, boundary, stage.drain(), event_kwargs)
-            connection.send((items, accepted))
+            if selected is not None:
+                for number, line in itertools.compress(itertools.islice(numbered, len(selected)), selected):
+                    split = shard if split_lines and number in split_lines else None
+                    boundary = detector.sweeps.next_boundary
+                    detected = stage.handle(
+                        line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number, shard=split
+                    )
+                    accepted += len(detected.requests)
+                    _shard_items(items, number, shard, detector, boundary, detected, event_kwargs)
+                first += len(selected)
+                if len(selected) < CHUNK_LINES:  # after the last line: records still waiting, held records' verdict
+                    boundary = detector.sweeps.next_boundary
+                    _shard_items(items, first, shard, detector, boundary, stage.drain(), event_kwargs)
+            connection.send((items, accepted, detector.watermark))
     connection.close()
 
 
@@ -352,42 +360,57 @@ def replay_sharded(
     with ExitStack() as stack:  # this process reads the input too, to route its lines
         chunks = _routed_chunks(open_input(path, stack), workers)
         in_flight: deque[int] = deque()  # lines of each chunk the shards are detecting
+        memberships: list[Membership] = []  # the news not yet sent to the shards,
+        announced: list[float] = []  # the event time each change was made,
+        campaign_clock = float("-inf")  # and the time up to which every shard's summaries were taken
 
-        def request(memberships: list[Membership]) -> None:
-            """The next chunk to every shard, with the membership news it is to apply first."""
-            chunk = next(chunks, None)
-            if chunk is not None:
-                in_flight.append(chunk.lines)
-                for connection, selected in zip(connections, chunk.selected, strict=True):
-                    connection.send((memberships, selected, chunk.split))
+        def request(chunk: _Chunk | None) -> None:
+            """A chunk (None: the end of the input) to every shard, with the news it is to apply first."""
+            for index, connection in enumerate(connections):
+                selected = chunk.selected[index] if chunk is not None else None
+                split = chunk.split if chunk is not None else None
+                connection.send((memberships, announced, campaign_clock, selected, split))
+            memberships.clear()
+            announced.clear()
+
+        def merge(replies: list[tuple]) -> None:
+            """The shards' items in line order through the link and merge stages, and to the outputs."""
+            for item in heapq.merge(*(reply[0] for reply in replies)):
+                phase = item[1]
+                if phase in (_TICK, _OBSERVATIONS):
+                    observations, now = ((), item[3]) if phase == _TICK else (_decode_observations(item[3]), item[4])
+                    merged = campaigns.handle(observations, now)
+                    for encoded in _encoded(merged.alerts, event_kwargs):
+                        outputs.alert(*encoded)
+                    if merged.memberships:
+                        outputs.memberships(merged.memberships)
+                        memberships.extend(merged.memberships)
+                        announced.extend([now] * len(merged.memberships))
+                elif phase == _ALERTS:
+                    for encoded in item[3]:
+                        outputs.alert(*encoded)
+                else:
+                    outputs.dead_letters(item[3])
 
         try:
-            for _ in range(CHUNKS_IN_FLIGHT):  # the shards work while this process merges
-                request([])
+            for chunk in itertools.islice(chunks, CHUNKS_IN_FLIGHT):  # the shards work while this process merges
+                in_flight.append(chunk.lines)
+                request(chunk)
             while in_flight:
                 replies = [connection.recv() for connection in connections]
                 summary.lines += in_flight.popleft()
                 summary.accepted += sum(reply[1] for reply in replies)
-                memberships: list[Membership] = []
-                for item in heapq.merge(*(reply[0] for reply in replies)):
-                    phase = item[1]
-                    if phase in (_TICK, _OBSERVATIONS):
-                        observations, now = (
-                            ((), item[3]) if phase == _TICK else (_decode_observations(item[3]), item[4])
-                        )
-                        merged = campaigns.handle(observations, now)
-                        for encoded in _encoded(merged.alerts, event_kwargs):
-                            outputs.alert(*encoded)
-                        memberships.extend(merged.memberships)
-                    elif phase == _ALERTS:
-                        for encoded in item[3]:
-                            outputs.alert(*encoded)
-                    else:
-                        outputs.dead_letters(item[3])
-                outputs.memberships(memberships)
+                merge(replies)
+                # a shard's summaries to come are of its records to come: none older than its clock
+                campaign_clock = max(campaign_clock, min(reply[2] for reply in replies))
                 if bar is not None:
                     bar.update(summary.lines - bar.n)
-                request(memberships)
+                if (chunk := next(chunks, None)) is not None:
+                    in_flight.append(chunk.lines)
+                    request(chunk)
+            campaign_clock = float("inf")  # the end of the input: every decision still waiting is taken
+            request(None)
+            merge([connection.recv() for connection in connections])
         finally:
             for connection in connections:
                 with suppress(BrokenPipeError, OSError):
