@@ -313,9 +313,7 @@ class AttributeIndex:
         question weighs little among a NAT's or an SDK's hundreds."""
         return checked >= 1 and harvest_like >= self.policy.account_harvest_share * checked
 
-    def _harvests(
-        self, state: _AttributeState, checked: int, harvest_like: int, specific: bool, joining: bool = True
-    ) -> bool:
+    def _harvests(self, state: _AttributeState, checked: int, harvest_like: int, specific: bool) -> bool:
         """Whether an account's own traffic is the attribute's harvesting rather than ordinary traffic.
 
         A likelihood ratio: its harvest-shaped and other requests under the share the attribute's
@@ -340,18 +338,12 @@ class AttributeIndex:
         if group <= ordinary:
             return False
         harvesters = state.harvesting_accounts
-        own = harvest_like * math.log(group / ordinary) + (checked - harvest_like) * math.log(
-            (1.0 - group) / (1.0 - ordinary)
+        evidence = (
+            harvest_like * math.log(group / ordinary)
+            + (checked - harvest_like) * math.log((1.0 - group) / (1.0 - ordinary))
+            + math.log((harvesters + 1) / (len(state.members) - harvesters + 1))
         )
-        # joining, its own requests must look more like the group's than like ordinary traffic: on a
-        # campus NAT that an operator's 772 accounts share with 30 students, the prior alone linked
-        # students with one long answer in three requests (evaluation seed 5308: 5 students paged).
-        # A member stays on the posterior: against a group that harvests in nearly every request, an
-        # operator's account with cover chat in half of its requests looks no more like it than like
-        # ordinary traffic, and would leave its campaign.
-        if joining and own < 0.0:
-            return False
-        return own + math.log((harvesters + 1) / (len(state.members) - harvesters + 1)) >= 0.0
+        return evidence >= 0.0
 
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
@@ -435,7 +427,7 @@ class AttributeIndex:
             previous is not None
             and account in state.linked
             and observation.checked >= UNLINK_EVIDENCE
-            and not self._harvests(state, observation.checked, observation.harvest_like, specific, joining=False)
+            and not self._harvests(state, observation.checked, observation.harvest_like, specific)
         ):
             state.linked.discard(account)
             links.append(
