@@ -284,6 +284,7 @@ def _shard_main(
         first = 1
         while (request := connection.recv()) is not None:
             memberships, announced, campaign_clock, selected, split_lines = request
+            splits = frozenset(split_lines or ())  # looked up per line: every line of an envelope file is one
             detector.apply_memberships(memberships, announced)
             items: list[tuple] = []
             if decided := detector.decide(campaign_clock):  # before the chunk's lines: merged first
@@ -291,7 +292,7 @@ def _shard_main(
             accepted = 0
             if selected is not None:
                 for number, line in itertools.compress(itertools.islice(numbered, len(selected)), selected):
-                    split = shard if split_lines and number in split_lines else None
+                    split = shard if number in splits else None
                     boundary = detector.sweeps.next_boundary
                     detected = stage.handle(
                         line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number, shard=split

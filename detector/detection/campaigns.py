@@ -379,13 +379,12 @@ class AttributeIndex:
         state.harvesting_accounts += self._shows_harvesting(observation.checked, observation.harvest_like)
         state.unknown_accounts += _unknown(observation.checked, observation.harvest_like)
         was_linking = state.linking
-        specific = kind_of(observation.attribute) in _SPECIFIC_KINDS
+        kind = kind_of(observation.attribute)
+        specific = kind in _SPECIFIC_KINDS
         if not specific:
             minimum = policy.min_shared_accounts
-        elif kind_of(observation.attribute) == "payment":
-            minimum = policy.min_card_accounts
         else:
-            minimum = policy.min_attribute_accounts
+            minimum = policy.min_card_accounts if kind == "payment" else policy.min_attribute_accounts
         state.linking = (
             state.harvesting_accounts >= minimum
             and state.harvesting_accounts
@@ -909,9 +908,8 @@ class CampaignBook:
         kinds = sorted({item["attribute"] for item in shared})
         exchanges = sum(campaign.exchanges.values())
         severity = "critical" if size >= self.policy.critical_campaign_accounts else "warning"
-        risk = min(
-            100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(max(size, 1))
-        )  # members may all have left
+        # max(size, 1): its members may all have left before it resolves
+        risk = min(100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(max(size, 1)))
         joined_on_exclusive = _joined_on_exclusive(campaign, self.policy.member_cap)
         if summary is None:
             basis = (
