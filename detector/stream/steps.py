@@ -272,6 +272,9 @@ class DetectStep:
         """input partition → the newest event time processed (what progress reports)."""
         self.busy = asyncio.Lock()
         """Held while messages are processed: a checkpoint or a rebalance waits for the one in hand."""
+        self.flushing = asyncio.Lock()
+        """Held from taking the waiting summaries until their message is with the producer (see
+        :meth:`flush_summaries`)."""
         self._evicted_reported = stage.detector.stats.accounts_evicted
 
     @property
@@ -339,17 +342,26 @@ class DetectStep:
         return handled
 
     async def flush_summaries(self, order: InputOrder) -> None:
-        """The waiting summaries and the progress of every assigned partition, in one message."""
-        partitions = list(order.queues)
-        if not partitions and not self.pending:
-            return
-        watermarks = self.watermarks
-        progress = [
-            Progress(partition, watermarks.get(partition, float("-inf")), order.drained(partition))
-            for partition in partitions
-        ]
-        summaries, self.pending = self.pending, []
-        await self.sink.send(self.settings.summaries_topic, encode_summaries(summaries, progress), partition=0)
+        """The waiting summaries and the progress of every assigned partition, in one message.
+
+        One flush at a time, each until the producer has its message: the timer's flush and the
+        batch's may overlap, and a big message waits for room in the producer's batch while a small
+        one taken after it can slip in first. The campaign stage would then read a later progress
+        before the summaries it covers, move its clock past them and send the clock news before
+        their membership changes, and the detect steps decide alerts without those (a backlog drained
+        on a busy machine paged three campaign members alone: tests/integration/test_catch_up.py).
+        """
+        async with self.flushing:
+            partitions = list(order.queues)
+            if not partitions and not self.pending:
+                return
+            watermarks = self.watermarks
+            progress = [
+                Progress(partition, watermarks.get(partition, float("-inf")), order.drained(partition))
+                for partition in partitions
+            ]
+            summaries, self.pending = self.pending, []
+            await self.sink.send(self.settings.summaries_topic, encode_summaries(summaries, progress), partition=0)
 
     async def apply_news(self, key: bytes | None, value: bytes | None) -> None:
         """A membership change (the account's next alert names its campaign), or the campaign clock:
@@ -399,13 +411,21 @@ class CampaignStep:
         self._last_message: float | None = None
         """When the latest summaries arrived (None: swept since)."""
         self._clock_sent = float("-inf")
+        self.publishing = asyncio.Lock()
+        """Held from a stage call until its output is with the producer: a clock read by one
+        publication must not go out before the membership changes of another (see :meth:`publish`)."""
 
     async def handle(self, value: bytes) -> None:
         summaries, progress = decode_summaries(value)
         self._last_message = self.clock()
-        await self.publish(self.stage.handle(summaries, progress))
+        async with self.publishing:
+            await self.publish(self.stage.handle(summaries, progress))
 
     async def publish(self, merged: Merged) -> None:
+        """Send what a stage call made: alerts, membership changes, then the clock they bring the
+        news to. Callers hold :attr:`publishing` over the stage call and this: the clock read here is
+        the stage's, and news of a clock that another call moved, sent ahead of that call's
+        membership changes, would let the detect steps decide before hearing of them."""
         now = self.clock()
         await self._send_alerts(
             [paced for alert in merged.alerts if (paced := self.pacer.offer(alert, now)) is not None]
@@ -432,7 +452,8 @@ class CampaignStep:
         quiet = self._last_message is not None and now - self._last_message >= IDLE_SWEEP_SECONDS
         if quiet and self.stage.merger.drained:  # not while a slow partition holds summaries back
             self._last_message = None
-            await self.publish(self.stage.stages.merge.sweep())
+            async with self.publishing:
+                await self.publish(self.stage.stages.merge.sweep())
         await self._send_alerts(self.pacer.due(now))
 
     async def drain(self) -> None:

@@ -129,6 +129,53 @@ def test_summaries_and_progress_go_to_the_campaign_stage_in_one_message_when_flu
     assert progress == [Progress(2, T0, True)]
 
 
+class FullBatchSink(RecordingSink):
+    """A producer whose batch for the summaries partition is full at the first message: that message
+    waits for the batch to drain (``room``) while later ones find room at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.room = asyncio.Event()
+        self._first = True
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None) -> None:
+        if topic == SETTINGS.summaries_topic and self._first:
+            self._first = False
+            await self.room.wait()
+        await super().send(topic, value, key=key, partition=partition)
+
+
+def test_summaries_reach_the_campaign_stage_in_the_order_they_were_taken_however_the_producer_waits():
+    """The timer's flush and the batch's overlap. If a later message, with progress further on, went
+    out before an earlier one waiting for room, the campaign stage would move its clock past
+    summaries it has not seen yet (the catch-up test's campaign members paged alone)."""
+    sink = FullBatchSink()
+    step = detect_step(sink)
+    order = InputOrder()
+    first = messages_of(extractor("a", T0, 3, client_ip="203.0.113.9"))
+    later = messages_of(extractor("b", T0 + HOUR, 3, client_ip="203.0.113.9"), first_offset=3)
+    fill(order, step, 2, first, highwater=6)
+
+    async def run():
+        await step.handle_ordered(order, "t")
+        waiting = asyncio.create_task(step.flush_summaries(order))  # its message waits for room
+        await asyncio.sleep(0)
+        for message in later:
+            order.add(2, message, *step.decode(message.value))
+        order.note_position(2, 6, 6)
+        await step.handle_ordered(order, "t")
+        taken_after = asyncio.create_task(step.flush_summaries(order))
+        await asyncio.sleep(0)
+        sink.room.set()
+        await asyncio.gather(waiting, taken_after)
+
+    asyncio.run(run())
+    messages = [decode_summaries(message.value) for message in sink.to(SETTINGS.summaries_topic)]
+    assert [progress[0].watermark for _, progress in messages] == [T0 + 8.0, T0 + HOUR + 8.0]
+    times = [key.timestamp for summaries, _ in messages for key, _ in summaries]
+    assert times == sorted(times) and times[0] == T0
+
+
 def test_campaign_news_reaches_the_detector_and_its_clock_releases_the_alert_decisions_it_covers():
     sink = RecordingSink()
     step = detect_step(sink, Detector(wait_for_campaigns=True))
