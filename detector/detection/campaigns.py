@@ -138,6 +138,9 @@ class AttributeObservation(NamedTuple):
     """Of those, the ones that looked like harvesting."""
     first_seen: float
     """When the detector first saw the account."""
+    alarming: bool = False
+    """The account's own risk had reached warning at its latest review: it pages alone unless it joins
+    a campaign (see :meth:`CampaignBook._join_alarming`)."""
 
 
 class Link(NamedTuple):
@@ -152,6 +155,10 @@ class Link(NamedTuple):
     """False: a linked account whose later traffic stopped looking like harvesting leaves."""
     exclusive: bool = False
     """The attribute is exclusive to harvesters (``CampaignPolicy.exclusive_share``) as of this link."""
+    alarming: bool = False
+    """The account pages on its own risk (:attr:`AttributeObservation.alarming`)."""
+    again: bool = False
+    """The account was linked through the attribute before: only its turning alarming is news."""
 
 
 MOST_LIKE_A_GROUP = 0.95
@@ -160,6 +167,17 @@ against it: no group harvests in every request, and one ordinary request must no
 UNLINK_EVIDENCE = 3
 """Checked requests before an account whose traffic stopped harvesting is unlinked: one
 step-by-step question from an ordinary user behind a proxy range joins nobody for long."""
+
+
+def _own_link(observation: AttributeObservation) -> Link:
+    """The link of the observation's own account to its attribute, as the observation reports it."""
+    return Link(
+        observation.attribute,
+        observation.account_id,
+        observation.timestamp,
+        observation.requests,
+        observation.harvest_like,
+    )
 
 
 def _hashed(kind: str, value: str) -> str:
@@ -266,8 +284,8 @@ def kind_of(attribute: str) -> str:
 class _AttributeState:
     first_seen: float
     last_seen: float
-    members: dict[str, tuple[int, int, int, float]] = field(default_factory=dict)
-    """account → (requests, checked, harvest_like, first_seen) as last reported."""
+    members: dict[str, tuple[int, int, int, float, bool]] = field(default_factory=dict)
+    """account → (requests, checked, harvest_like, first_seen, alarming) as last reported."""
     linked: set[str] = field(default_factory=set)
     checked: int = 0
     harvest_like: int = 0
@@ -373,6 +391,7 @@ class AttributeIndex:
             observation.checked,
             observation.harvest_like,
             observation.first_seen,
+            observation.alarming,
         )
         state.checked += observation.checked
         state.harvest_like += observation.harvest_like
@@ -392,6 +411,7 @@ class AttributeIndex:
             and state.harvest_like >= policy.attribute_request_share * state.checked
         )
         links = []
+        linked_before = account in state.linked
         if state.linking:
             if state.linking_since is None:
                 state.linking_since = observation.timestamp
@@ -404,7 +424,7 @@ class AttributeIndex:
             everyone = not was_linking or (exclusive and not state.exclusive)
             state.exclusive = exclusive
             candidates = list(state.members.items()) if everyone else [(account, state.members[account])]
-            for member, (requests, checked, harvest_like, first_seen) in candidates:
+            for member, (requests, checked, harvest_like, first_seen, alarming) in candidates:
                 if (
                     member not in state.linked
                     and (specific or first_seen >= established)
@@ -419,8 +439,16 @@ class AttributeIndex:
                             requests,
                             harvest_like,
                             exclusive=exclusive,
+                            alarming=alarming,
                         )
                     )
+            if (
+                linked_before
+                and observation.alarming
+                and not (previous is not None and previous[4])
+                and kind not in STRONG_KINDS | CONTEXT_KINDS
+            ):
+                links.append(_own_link(observation)._replace(exclusive=exclusive, alarming=True, again=True))
         # checked even when the attribute no longer links: an account linked early leaves once it stops harvesting
         if (
             previous is not None
@@ -429,16 +457,7 @@ class AttributeIndex:
             and not self._harvests(state, observation.checked, observation.harvest_like, specific)
         ):
             state.linked.discard(account)
-            links.append(
-                Link(
-                    observation.attribute,
-                    account,
-                    observation.timestamp,
-                    observation.requests,
-                    observation.harvest_like,
-                    harvesting=False,
-                )
-            )
+            links.append(_own_link(observation)._replace(harvesting=False))
         return links
 
     def snapshot(self) -> dict:
@@ -457,9 +476,13 @@ class AttributeIndex:
         for attribute, values in state.items():
             # strict=False: a snapshot from before unknown_accounts lacks it, and it is counted again here
             fields = dict(zip(_ATTRIBUTE_FIELDS, values, strict=False))
-            fields["members"] = {account: tuple(reported) for account, reported in fields["members"].items()}
+            # a snapshot from before `alarming` reported four fields per member
+            fields["members"] = {
+                account: (*reported[:4], bool(reported[4]) if len(reported) > 4 else False)
+                for account, reported in fields["members"].items()
+            }
             fields["unknown_accounts"] = sum(
-                _unknown(checked, like) for _, checked, like, _ in fields["members"].values()
+                _unknown(reported[1], reported[2]) for reported in fields["members"].values()
             )
             fields["linked"] = set(fields["linked"])
             self.attributes[attribute] = _AttributeState(**fields)
@@ -506,6 +529,9 @@ class Campaign:
     """account → requests reported."""
     joined_on_exclusive: dict[str, str] = field(default_factory=dict)
     """account → the exclusive weak attribute it joined through, for members with no other tie."""
+    joined_alarming: dict[str, str] = field(default_factory=dict)
+    """account → the weak attribute it joined through while paging on its own risk, for members with no
+    other tie (see :meth:`CampaignBook._join_alarming`)."""
     qualified_at: float | None = None
     """When it first had ``min_campaign_accounts`` members; it alerts ``campaign_alert_hold_minutes`` later."""
     alerted_size: int = 0
@@ -554,6 +580,10 @@ class CampaignBook:
         """Client attributes exclusive to harvesters, as their latest link said."""
         self._waiting: dict[str, set[str]] = {}
         """client attribute → accounts that linked through it while in no campaign."""
+        self._alarming: dict[str, set[str]] = {}
+        """weak attribute → accounts paging on their own risk that linked through it while in no campaign."""
+        self._alarm_campaigns: dict[str, str] = {}
+        """template → the campaign that accounts paging on their own founded through it (see :meth:`_join_alarming`)."""
         self._weak_seen: dict[str, float] = {}
         """weak attribute → its latest link: what :meth:`expire_idle` forgets after ``attribute_ttl_hours``."""
 
@@ -574,6 +604,8 @@ class CampaignBook:
             "bridges": [[sorted(pair), sorted(kinds)] for pair, kinds in self._bridges.items()],
             "exclusive": sorted(self._exclusive),
             "waiting": {attribute: sorted(accounts) for attribute, accounts in self._waiting.items()},
+            "alarming": {attribute: sorted(accounts) for attribute, accounts in self._alarming.items()},
+            "alarm_campaigns": dict(self._alarm_campaigns),
             "weak_seen": dict(self._weak_seen),
         }
 
@@ -591,6 +623,8 @@ class CampaignBook:
         self._bridges = {frozenset(pair): set(kinds) for pair, kinds in state["bridges"]}
         self._exclusive = set(state["exclusive"])
         self._waiting = {attribute: set(accounts) for attribute, accounts in state["waiting"].items()}
+        self._alarming = {attribute: set(accounts) for attribute, accounts in state.get("alarming", {}).items()}
+        self._alarm_campaigns = dict(state.get("alarm_campaigns", {}))
         self._weak_seen = dict(state["weak_seen"])
 
     def _current(self, campaign_id: str) -> str:
@@ -607,7 +641,11 @@ class CampaignBook:
             self._leave(link.account_id, link.timestamp, memberships)
             return alerts, memberships
         kind = kind_of(link.attribute)
-        if kind in CONTEXT_KINDS:
+        if link.again:  # an account linked before now pages on its own: news only while it is in no campaign
+            if link.account_id in self.campaign_of:
+                return alerts, memberships
+            campaign = self._join_alarming(link, memberships)
+        elif kind in CONTEXT_KINDS:
             campaign = self.campaigns.get(self.campaign_of.get(link.account_id, ""))
             if campaign is None:
                 return alerts, memberships
@@ -623,6 +661,8 @@ class CampaignBook:
             self._claim(link, memberships)  # accounts that linked through it before it was exclusive
         else:
             campaign = self._join_weak(link, memberships, alerts)
+            if campaign is None and link.alarming:
+                campaign = self._join_alarming(link, memberships)
         if campaign is not None:
             alerts.extend(self._review(campaign, link.timestamp, memberships))
         return alerts, memberships
@@ -678,6 +718,61 @@ class CampaignBook:
                 if candidate not in self.campaign_of:
                     self._consider(candidate, {own}, kind, link._replace(account_id=candidate, requests=0), memberships)
         self._claim(link, memberships)
+        return campaign
+
+    def _join_alarming(self, link: Link, memberships: list[Membership]) -> Campaign | None:
+        """An account that pages on its own risk, in no campaign, linked through a weak attribute: it
+        joins the one campaign the attribute links, or founds one with two others paging through it.
+
+        A weak attribute alone joins nobody (:meth:`_consider` wants two kinds), since a popular client
+        or a pasted template is shared by customers. An account alarming on its own traffic is another
+        piece of evidence: with an attribute whose traffic mostly harvests, it is that campaign's member,
+        and on-call gets the campaign's one alert instead of one page per member of a campaign spread
+        over its own cards and networks (eval seed 5811: 914 accounts, 55 alert keys). Two campaigns on
+        the attribute: which one is not known, and the account pages alone.
+
+        A template (:data:`PASTED_KINDS`) is pasted by eval suites and products too. Accounts that page
+        on their own through one are paged together (they would be paged anyway, one by one, before a
+        slower tie such as a pair links them: eval seeds 5912, 5916), but the campaign they found is not
+        the template's for anyone else: no account that does not page joins it through the template.
+        Members joined so are tied as by a strong link: a card or a pair that links one of them later
+        grows this campaign rather than starting another.
+        """
+        attribute = link.attribute
+        self._weak_seen[attribute] = max(link.timestamp, self._weak_seen.get(attribute, link.timestamp))
+        pasted = kind_of(attribute) in PASTED_KINDS
+        if pasted:
+            linked = {self._current(self._alarm_campaigns[attribute])} if attribute in self._alarm_campaigns else set()
+        else:
+            linked = {self._current(c) for c in self._weak_campaigns.get(attribute, ())}
+            if attribute in self.campaign_of:  # joined outright since it became exclusive
+                linked.add(self._current(self.campaign_of[attribute]))
+        linked &= self.campaigns.keys()
+        if len(linked) > 1:
+            return None
+        waiting = self._alarming.setdefault(attribute, set())
+        if len(waiting) < self.policy.attribute_member_cap:
+            waiting.add(link.account_id)
+        alone = sorted(account for account in waiting if account not in self.campaign_of)
+        if linked:
+            campaign = self.campaigns[linked.pop()]
+        elif len(alone) >= self.policy.min_campaign_accounts:
+            campaign_id = _campaign_id(attribute)
+            if campaign_id in self.campaigns or campaign_id in self._merged_into:  # the id is taken
+                campaign_id = _campaign_id(f"{attribute}@{link.timestamp}")
+            campaign = Campaign(campaign_id, link.timestamp, link.timestamp)
+            self.campaigns[campaign_id] = campaign
+            if pasted:
+                self._alarm_campaigns[attribute] = campaign_id
+            else:
+                self._weak_campaigns.setdefault(attribute, set()).add(campaign_id)
+        else:
+            return None
+        del self._alarming[attribute]
+        for account in alone:
+            requests = link.requests if account == link.account_id else 0
+            self._add(campaign, link._replace(account_id=account, requests=requests), memberships)
+            campaign.joined_alarming[account] = attribute
         return campaign
 
     def _owner(self, attribute: str) -> Campaign | None:
@@ -738,6 +833,7 @@ class CampaignBook:
             del campaign.members[account]
             campaign.exchanges.pop(account, None)
             campaign.joined_on_exclusive.pop(account, None)
+            campaign.joined_alarming.pop(account, None)
             if campaign.open:
                 memberships.append(Membership(account, None, now))
 
@@ -751,6 +847,7 @@ class CampaignBook:
                 old.members.pop(link.account_id, None)
                 old.exchanges.pop(link.account_id, None)
                 old.joined_on_exclusive.pop(link.account_id, None)
+                old.joined_alarming.pop(link.account_id, None)
                 if old.open and not campaign.open:
                     memberships.append(Membership(link.account_id, None, link.timestamp))
             self._pending.pop(link.account_id, None)
@@ -764,6 +861,9 @@ class CampaignBook:
         exclusive = campaign.joined_on_exclusive.get(link.account_id)
         if exclusive is not None and kind != kind_of(exclusive):  # now tied by more than one attribute
             del campaign.joined_on_exclusive[link.account_id]
+        alarming = campaign.joined_alarming.get(link.account_id)
+        if alarming is not None and kind != kind_of(alarming):
+            del campaign.joined_alarming[link.account_id]
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
 
     def _merge(
@@ -786,6 +886,7 @@ class CampaignBook:
         for account, requests in absorbed.exchanges.items():
             survivor.exchanges[account] = max(survivor.exchanges.get(account, 0), requests)
         survivor.joined_on_exclusive.update(absorbed.joined_on_exclusive)
+        survivor.joined_alarming.update(absorbed.joined_alarming)
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
         if absorbed.qualified_at is not None:
             survivor.qualified_at = min(survivor.qualified_at or absorbed.qualified_at, absorbed.qualified_at)
@@ -900,6 +1001,8 @@ class CampaignBook:
         self._weak_members.pop(attribute, None)
         self._weak_campaigns.pop(attribute, None)
         self._waiting.pop(attribute, None)
+        self._alarming.pop(attribute, None)
+        self._alarm_campaigns.pop(attribute, None)
         self._exclusive.discard(attribute)
 
     def _alert(self, campaign: Campaign, status: str, now: float, summary: str | None = None) -> Alert:
@@ -910,7 +1013,8 @@ class CampaignBook:
         severity = "critical" if size >= self.policy.critical_campaign_accounts else "warning"
         # max(size, 1): its members may all have left before it resolves
         risk = min(100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(max(size, 1)))
-        joined_on_exclusive = _joined_on_exclusive(campaign, self.policy.member_cap)
+        joined_on_exclusive = _joined_through(campaign.joined_on_exclusive, self.policy.member_cap)
+        joined_alarming = _joined_through(campaign.joined_alarming, self.policy.member_cap)
         if summary is None:
             basis = (
                 f"they share {', '.join(kinds)}"
@@ -926,6 +1030,12 @@ class CampaignBook:
                     f" {len(campaign.joined_on_exclusive):,} of them share only one "
                     f"{' or '.join(sorted({item['attribute'] for item in joined_on_exclusive}))} that no one "
                     f"but this campaign's harvesting accounts uses, and harvest on their own."
+                )
+            if joined_alarming:
+                summary += (
+                    f" {len(campaign.joined_alarming):,} share only one "
+                    f"{' or '.join(sorted({item['attribute'] for item in joined_alarming}))} with it, "
+                    f"and their own traffic pages."
                 )
         members = sorted(campaign.members, key=lambda account: (campaign.members[account], account))
         evidence = tuple(
@@ -961,6 +1071,7 @@ class CampaignBook:
                 "shared_attributes": shared,
                 "basis": "several_attributes" if len(kinds) > 1 else "attribute_and_behaviour",
                 "joined_on_exclusive_attribute": joined_on_exclusive,
+                "joined_on_own_alert": joined_alarming,
                 "since": rfc3339(campaign.first_seen),
             },
         )
@@ -976,10 +1087,10 @@ def _shared_attributes(campaign: Campaign) -> list[dict]:
     ][:20]
 
 
-def _joined_on_exclusive(campaign: Campaign, cap: int) -> list[dict]:
-    """Members tied to the campaign by one owned attribute and their own harvesting, by attribute."""
+def _joined_through(joined: dict[str, str], cap: int) -> list[dict]:
+    """Members tied to the campaign by one weak attribute and their own traffic, by attribute."""
     by_attribute: dict[str, list[str]] = {}
-    for account, attribute in campaign.joined_on_exclusive.items():
+    for account, attribute in joined.items():
         by_attribute.setdefault(attribute, []).append(account)
     return [
         {"attribute": kind_of(key), "value_hash": key.partition(":")[2], "account_ids": sorted(accounts)[:cap]}

@@ -161,13 +161,23 @@ class Detector:
             and _assessment_due(requests)
             and now - started >= self.policy.warmup_hours * 3600.0
         ):
+            was_alarming = profile.risk >= self.policy.warning_risk
             alert = self._review(request.account_id, profile, now)
             if alert is not None:
                 emitted.append(alert)
+            if not was_alarming and profile.risk >= self.policy.warning_risk:
+                # the link stage hears at once, not at the next summary: a lone account's alert is held
+                # while its campaign, if it has one, takes it in (CampaignBook._join_alarming)
+                alarm = self._summarise(request, profile)
+                if campaigns is not None:
+                    memberships = self._fold(campaigns.handle(alarm, timestamp), emitted, memberships)
+                else:
+                    observations = [*observations, *alarm]
         return Processed(emitted, observations, memberships)
 
     def _summarise(self, request, profile: AccountProfile) -> list[AttributeObservation]:
         """The account's attributes, for the link stage."""
+        alarming = profile.risk >= self.policy.warning_risk
         templates = [
             fingerprint
             for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts, strict=True)
@@ -182,6 +192,7 @@ class Detector:
                 profile.harvest_checked,
                 profile.harvest_like,
                 profile.first_seen,
+                alarming,
             )
             for key in attribute_keys(request, templates, self.models.is_new(request.model, request.timestamp))
         ]

@@ -53,14 +53,15 @@ def report(
     checked: int = 2,
     harvest_like: int = 2,
     first_seen: float | None = None,
+    alarming: bool = False,
 ):
     """One account's summary through each of ``attributes``; by default a new account whose two
-    checked requests both looked like harvesting."""
+    checked requests both looked like harvesting. ``alarming``: its own risk pages."""
     first_seen = t if first_seen is None else first_seen
     alerts, memberships = [], []
     for attribute in attributes:
         new_alerts, new_members = linker.observe(
-            AttributeObservation(attribute, account, t, checked, checked, harvest_like, first_seen)
+            AttributeObservation(attribute, account, t, checked, checked, harvest_like, first_seen, alarming)
         )
         alerts += new_alerts
         memberships += new_members
@@ -452,3 +453,80 @@ def test_one_harvest_shaped_request_on_a_client_set_up_others_share_links_nobody
     links = index.observe(AttributeObservation("setup:browser", "person", T0 + 100, 1, 1, 1, T0 + 100))
     links += index.observe(AttributeObservation("setup:browser", "person", T0 + 101, 2, 2, 1, T0 + 100))
     assert [link for link in links if link.account_id == "person"] == []
+
+
+def mixed_client_campaign(linker: CampaignLinker, client: str = "tls:browser-build") -> str:
+    """An alerting campaign on one card whose client a few ordinary accounts use too: the client's
+    traffic mostly harvests (it links), but it is nobody's exclusively (it joins no one alone)."""
+    for n in range(4):
+        report(linker, f"user{n}", [client], T0 + n, checked=4, harvest_like=0)
+    campaign = firing(alerting_campaign(linker, client=client))[0].campaign_id
+    assert linker.index.attributes[client].linking and not linker.index.attributes[client].exclusive
+    return campaign
+
+
+def test_an_account_paging_on_its_own_joins_the_campaign_it_shares_only_a_client_with():
+    """A campaign spread over its own cards and networks shares only a client build among its
+    accounts, which customers' browsers share too: one such attribute joins nobody. A member whose
+    own traffic pages is the second piece of evidence, and is paged through the campaign's alert
+    instead of one of its own (eval seed 5811: 914 accounts, 55 alert keys)."""
+    linker = CampaignLinker()
+    campaign = mixed_client_campaign(linker)
+    report(linker, "member", ["payment:own", "tls:browser-build"], T0 + HOUR, checked=6, harvest_like=4)
+    assert "member" not in linker.book.campaign_of  # harvesting, but one weak kind
+    alerts, memberships = report(
+        linker, "member", ["payment:own", "tls:browser-build"], T0 + 2 * HOUR, checked=8, harvest_like=6, alarming=True
+    )
+    assert linker.book.campaign_of["member"] == campaign
+    assert [(m.account_id, m.campaign_id) for m in memberships] == [("member", campaign)]
+    listed_apart = firing(alerts)[-1].extra["joined_on_own_alert"]
+    assert [(item["attribute"], item["account_ids"]) for item in listed_apart] == [("tls", ["member"])]
+    assert "1 share only one tls with it, and their own traffic pages" in firing(alerts)[-1].summary
+
+
+def test_accounts_paging_on_their_own_through_one_linking_client_found_a_campaign():
+    """No campaign yet: three accounts alarming alone, each on its own card, whose shared client
+    mostly carries harvest, are one operator's; harvesting accounts that do not page stay out."""
+    linker = CampaignLinker()
+    for n in range(4):
+        report(linker, f"user{n}", ["tls:browser-build"], T0, checked=4, harvest_like=0)
+    for n in range(8):
+        report(linker, f"quiet{n}", [f"payment:q{n}", "tls:browser-build"], T0 + n)
+    for n in range(3):
+        assert "loud0" not in linker.book.campaign_of  # two are not yet a campaign
+        report(linker, f"loud{n}", [f"payment:l{n}", "tls:browser-build"], T0 + HOUR + n, alarming=True)
+    found = {linker.book.campaign_of.get(f"loud{n}") for n in range(3)}
+    assert len(found) == 1 and None not in found
+    assert not any(f"quiet{n}" in linker.book.campaign_of for n in range(8))
+
+
+def test_an_account_paging_on_its_own_on_a_client_two_campaigns_share_pages_alone():
+    """Which of two campaigns it belongs to is not known: it is paged on its own evidence."""
+    linker = CampaignLinker()
+    for n in range(8):
+        report(linker, f"user{n}", ["tls:browser-build"], T0, checked=4, harvest_like=0)
+    for n in range(12):
+        report(linker, f"a{n}", ["payment:p1", "tls:browser-build"], T0 + n)
+        report(linker, f"b{n}", ["payment:p2", "tls:browser-build"], T0 + n)
+    linker.expire(T0 + 12 + HOLD)
+    assert linker.book.campaign_of["a0"] != linker.book.campaign_of["b0"]
+    report(linker, "lone", ["payment:own", "tls:browser-build"], T0 + HOUR, alarming=True)
+    assert "lone" not in linker.book.campaign_of
+
+
+def test_accounts_paging_on_their_own_through_one_template_are_paged_together_and_pull_no_one_else_in():
+    """Three accounts alarming alone that paste one template are paged as one campaign (a pair that
+    would tie them links later, and their own alerts would have gone out first). An eval suite
+    pastes the same public prompt as an operator: through the template, no account that does not
+    page joins them, even one sharing a second weak attribute with them."""
+    linker = CampaignLinker()
+    for n in range(4):
+        report(linker, f"user{n}", ["template:solve-completely"], T0, checked=4, harvest_like=0)
+    for n in range(8):
+        report(linker, f"suite{n}", [f"payment:s{n}", "template:solve-completely", "cohort:c1"], T0 + n)
+    for n in range(3):
+        report(linker, f"loud{n}", [f"payment:l{n}", "template:solve-completely"], T0 + HOUR + n, alarming=True)
+    found = {linker.book.campaign_of.get(f"loud{n}") for n in range(3)}
+    assert len(found) == 1 and None not in found
+    report(linker, "suite9", ["payment:s9", "template:solve-completely", "cohort:c1"], T0 + 2 * HOUR)
+    assert not any(f"suite{n}" in linker.book.campaign_of for n in range(10))

@@ -151,3 +151,19 @@ def test_late_records_do_not_move_time_backwards():
     detector.process(request("a", T0 + 10, 1))
     profile = detector.profiles["a"]
     assert profile.last_seen == T0 + 100 and profile.requests == 2
+
+
+def test_an_account_reports_its_attributes_as_alarming_the_moment_its_own_risk_reaches_warning():
+    """The link stage hears at once that an account pages alone (not at its next summary, which a
+    slow member sends hours later): its campaign can take it in while its alert is held."""
+    detector = Detector()
+    alarming_reports, crossed_at = [], None
+    for request in sorted(background() + list(extractor("script", T0 + 2 * HOUR, 60)), key=lambda r: r.timestamp):
+        observations = detector.process(request).observations
+        if request.account_id != "script":
+            continue
+        requests = detector.profiles["script"].requests
+        alarming_reports += [requests for o in observations if o.alarming]
+        if crossed_at is None and detector.profiles["script"].risk >= detector.policy.warning_risk:
+            crossed_at = requests
+    assert crossed_at is not None and alarming_reports[0] == crossed_at
