@@ -55,6 +55,7 @@ from detector.detection.campaigns import AttributeObservation, Membership
 from detector.detection.core import Detector
 from detector.detection.policy import DetectionPolicy
 from detector.detection.stages import CampaignStages, DeadLetter, DetectStage, Shard, encode_membership
+from detector.errors import DetectorError
 
 CHUNK_LINES = 1024
 """Lines each shard detects before the link and merge stages take in their outputs."""
@@ -209,8 +210,11 @@ _encode_observations = msgspec.msgpack.Encoder().encode
 _decode_observations = msgspec.msgpack.Decoder(list[AttributeObservation]).decode
 
 
-_SPLIT, _BLANK = -1, -2
-"""A line's owner when its records may belong to several shards (each takes its own), and when it is blank."""
+_SPLIT, _BLANK = 255, 254
+"""A line's owner when its records may belong to several shards (each takes its own), and when it is blank:
+owners are bytes, so that each shard's selection of a chunk is one :meth:`bytes.translate`."""
+MAX_WORKERS = _BLANK
+"""The most shards a replay can route lines to: shard indexes and the two codes above fit a byte."""
 
 
 def _owner(line: bytes, workers: int) -> int:
@@ -253,11 +257,13 @@ def _routed_chunks(source: BinaryIO, workers: int) -> Iterator[_Chunk]:
     One process routes the lines, so that no shard looks into the lines of another: each skips
     them in C (:func:`itertools.compress`).
     """
+    # per shard, a table of owner → 1 if the shard detects over the owner's line
+    selections = [bytes(owner in (index, _SPLIT) for owner in range(256)) for index in range(workers)]
     first = 1
     while True:
         chunk = list(itertools.islice(source, CHUNK_LINES))
-        owners = [_owner(line, workers) for line in chunk]
-        selected = [bytes([owner in (index, _SPLIT) for owner in owners]) for index in range(workers)]
+        owners = bytes([_owner(line, workers) for line in chunk])
+        selected = [owners.translate(selection) for selection in selections]
         split = [first + place for place, owner in enumerate(owners) if owner == _SPLIT] if _SPLIT in owners else []
         yield _Chunk(selected, split, len(chunk) - owners.count(_BLANK))
         if len(chunk) < CHUNK_LINES:
@@ -322,6 +328,12 @@ def _shard_items(
         items.append((number, _DEAD_LETTERS, shard.index, detected.dead_letters))
 
 
+_MERGING_GC_THRESHOLDS = (200_000, 20, 20)
+"""The cyclic collector's thresholds in the process that merges the shards' replies: each reply is a
+burst of objects that dies once merged, and the campaign state only grows, so at the default
+thresholds its collector kept walking both; it runs seldom, and the replies are gone by then."""
+
+
 def replay_sharded(
     policy: DetectionPolicy,
     path: str,
@@ -337,6 +349,8 @@ def replay_sharded(
 ) -> ReplaySummary:
     """The detect stage in ``workers`` processes over the file at ``path``, the link and merge stages here;
     ``source_name`` names the input in dead letters (default: ``path``)."""
+    if workers > MAX_WORKERS:
+        raise DetectorError(f"replay: --workers must be at most {MAX_WORKERS}; got {workers}")
     summary = ReplaySummary()
     outputs = _Outputs(summary, alerts_out, dlq_out, members_out)
     started = time.perf_counter()
@@ -359,6 +373,8 @@ def replay_sharded(
     bar = _progress_bar() if progress else None
     campaigns = CampaignStages()
     with ExitStack() as stack:  # this process reads the input too, to route its lines
+        stack.callback(gc.set_threshold, *gc.get_threshold())
+        gc.set_threshold(*_MERGING_GC_THRESHOLDS)
         chunks = _routed_chunks(open_input(path, stack), workers)
         in_flight: deque[int] = deque()  # lines of each chunk the shards are detecting
         memberships: list[Membership] = []  # the news not yet sent to the shards,

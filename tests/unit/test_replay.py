@@ -20,7 +20,8 @@ from detector.detection.core import Detector
 from detector.detection.policy import DetectionPolicy
 from detector.detection.records import decode_envelope
 from detector.detection.stages import ChainedStages
-from detector.replay import CHUNK_LINES, replay, replay_sharded
+from detector.errors import DetectorError
+from detector.replay import CHUNK_LINES, MAX_WORKERS, replay, replay_sharded
 from detector.sim.scenario import Scenario
 from detector.sim.traffic import generate
 
@@ -230,6 +231,11 @@ def test_two_workers_see_the_end_of_an_input_that_ends_at_a_chunk_end(tmp_path):
     lines, accepted = 2 * CHUNK_LINES - 2, 2 * CHUNK_LINES - 3
     assert outputs[1][0] == f"replay: {lines:,} lines, {accepted:,} records accepted, 1 rejected (invalid_json 1)"
     assert outputs[1][1] and outputs[2] == outputs[1]
+
+
+def test_more_workers_than_a_byte_can_route_to_is_refused_before_any_starts(tmp_path):
+    with pytest.raises(DetectorError, match=f"at most {MAX_WORKERS}; got {MAX_WORKERS + 1}"):
+        replay_sharded(DetectionPolicy(), str(tmp_path / "unread.jsonl"), MAX_WORKERS + 1, io.BytesIO())
 
 
 def alerted(alerts: list[dict]) -> set[str]:
