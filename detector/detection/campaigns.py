@@ -141,6 +141,9 @@ class AttributeObservation(NamedTuple):
     alarming: bool = False
     """The account's own risk had reached warning at its latest review: it pages alone unless it joins
     a campaign (see :meth:`CampaignBook._join_alarming`)."""
+    fresh: bool = False
+    """The account was opened less than ``DetectionPolicy.new_account[1]`` days before the detector
+    first saw it (an API product serving its own users is not)."""
 
 
 class Link(NamedTuple):
@@ -159,6 +162,9 @@ class Link(NamedTuple):
     """The account pages on its own risk (:attr:`AttributeObservation.alarming`)."""
     again: bool = False
     """The account was linked through the attribute before: only its turning alarming is news."""
+    linking: bool = True
+    """False: an alarming fresh account's news through an attribute that did not link it (one that
+    carries mostly customers' traffic): it ties the account only to others alarming through it."""
 
 
 MOST_LIKE_A_GROUP = 0.95
@@ -449,6 +455,16 @@ class AttributeIndex:
                 and kind not in STRONG_KINDS | CONTEXT_KINDS
             ):
                 links.append(_own_link(observation)._replace(exclusive=exclusive, alarming=True, again=True))
+        if (
+            account not in state.linked
+            and observation.alarming
+            and observation.fresh
+            and not (previous is not None and previous[4])
+            and kind not in STRONG_KINDS | CONTEXT_KINDS
+        ):
+            # not linked through it (it carries mostly ordinary traffic): a new account paging on its own
+            # is still news for other new accounts paging through it
+            links.append(_own_link(observation)._replace(alarming=True, again=True, linking=False))
         # checked even when the attribute no longer links: an account linked early leaves once it stops harvesting
         if (
             previous is not None
@@ -583,7 +599,8 @@ class CampaignBook:
         self._alarming: dict[str, set[str]] = {}
         """weak attribute → accounts paging on their own risk that linked through it while in no campaign."""
         self._alarm_campaigns: dict[str, str] = {}
-        """template → the campaign that accounts paging on their own founded through it (see :meth:`_join_alarming`)."""
+        """template, or client that links no one → the campaign that accounts paging on their own founded
+        through it, theirs only (see :meth:`_join_alarming`)."""
         self._weak_seen: dict[str, float] = {}
         """weak attribute → its latest link: what :meth:`expire_idle` forgets after ``attribute_ttl_hours``."""
 
@@ -735,12 +752,17 @@ class CampaignBook:
         on their own through one are paged together (they would be paged anyway, one by one, before a
         slower tie such as a pair links them: eval seeds 5912, 5916), but the campaign they found is not
         the template's for anyone else: no account that does not page joins it through the template.
+        The same holds for new accounts (opened days before they came) paging through a client that
+        mostly customers use and that links no one (a popular SDK's or browser's): an evasive campaign
+        on per-account cards and networks shares nothing else. Old accounts are left out of that: an API
+        product serving its own users touches warning now and then while its own alert is held, and
+        grouped so it was paged (tuning seeds: benign 2 → 6; 5910-5939: 0 → 10, all API products).
         Members joined so are tied as by a strong link: a card or a pair that links one of them later
         grows this campaign rather than starting another.
         """
         attribute = link.attribute
         self._weak_seen[attribute] = max(link.timestamp, self._weak_seen.get(attribute, link.timestamp))
-        pasted = kind_of(attribute) in PASTED_KINDS
+        pasted = kind_of(attribute) in PASTED_KINDS or not link.linking
         if pasted:
             linked = {self._current(self._alarm_campaigns[attribute])} if attribute in self._alarm_campaigns else set()
         else:

@@ -178,6 +178,8 @@ class Detector:
     def _summarise(self, request, profile: AccountProfile) -> list[AttributeObservation]:
         """The account's attributes, for the link stage."""
         alarming = profile.risk >= self.policy.warning_risk
+        created = profile.created_at
+        fresh = created is not None and profile.first_seen - created < self.policy.new_account[1] * 86400.0
         templates = [
             fingerprint
             for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts, strict=True)
@@ -193,6 +195,7 @@ class Detector:
                 profile.harvest_like,
                 profile.first_seen,
                 alarming,
+                fresh,
             )
             for key in attribute_keys(request, templates, self.models.is_new(request.model, request.timestamp))
         ]

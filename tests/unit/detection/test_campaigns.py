@@ -54,6 +54,7 @@ def report(
     harvest_like: int = 2,
     first_seen: float | None = None,
     alarming: bool = False,
+    fresh: bool = False,
 ):
     """One account's summary through each of ``attributes``; by default a new account whose two
     checked requests both looked like harvesting. ``alarming``: its own risk pages."""
@@ -61,7 +62,7 @@ def report(
     alerts, memberships = [], []
     for attribute in attributes:
         new_alerts, new_members = linker.observe(
-            AttributeObservation(attribute, account, t, checked, checked, harvest_like, first_seen, alarming)
+            AttributeObservation(attribute, account, t, checked, checked, harvest_like, first_seen, alarming, fresh)
         )
         alerts += new_alerts
         memberships += new_members
@@ -530,3 +531,25 @@ def test_accounts_paging_on_their_own_through_one_template_are_paged_together_an
     assert len(found) == 1 and None not in found
     report(linker, "suite9", ["payment:s9", "template:solve-completely", "cohort:c1"], T0 + 2 * HOUR)
     assert not any(f"suite{n}" in linker.book.campaign_of for n in range(10))
+
+
+def test_new_accounts_paging_on_their_own_through_a_client_customers_share_are_paged_together_and_pull_no_one_in():
+    """A popular SDK's client carries mostly customers' traffic and links no one. Three new accounts
+    that page on their own through it (an evasive campaign on per-account cards and networks, nothing
+    else shared) are one alert, not three; a harvesting account on it that does not page stays out,
+    and so does an old account paging on its own (an API product whose risk touches warning)."""
+    linker = CampaignLinker()
+    for n in range(20):
+        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+    report(linker, "harvester", ["payment:h", "tls:popular-sdk"], T0 + 30)
+    report(linker, "product", ["payment:p", "tls:popular-sdk"], T0 + 40, checked=6, harvest_like=5, alarming=True)
+    assert not linker.index.attributes["tls:popular-sdk"].linking
+    for n in range(3):
+        assert "loud0" not in linker.book.campaign_of  # two are not yet a campaign
+        report(linker, f"loud{n}", [f"payment:l{n}", "tls:popular-sdk"], T0 + HOUR + n, alarming=True, fresh=True)
+    found = {linker.book.campaign_of.get(f"loud{n}") for n in range(3)}
+    assert len(found) == 1 and None not in found
+    report(linker, "harvester", ["payment:h", "tls:popular-sdk"], T0 + 2 * HOUR, checked=6, harvest_like=6)
+    report(linker, "product", ["payment:p", "tls:popular-sdk"], T0 + 2 * HOUR, checked=8, harvest_like=7, alarming=True)
+    assert not {"harvester", "product"} & set(linker.book.campaign_of)
+    assert not any(f"user{n}" in linker.book.campaign_of for n in range(20))
