@@ -52,6 +52,9 @@ set-up *and* a creation hour, or a template *and* a new model; a popular SDK's u
 sign-up hour's crowd share one of them with the operator, seldom two."""
 CONTEXT_KINDS = frozenset({"user_agent"})
 """Attributes anyone can copy (an SDK's default user agent): listed in alerts, never used to join."""
+_ALARM_KINDS_SKIPPED = STRONG_KINDS | CONTEXT_KINDS
+"""Kinds through which an account turning alarming is no news: a strong link joined it already, and a
+user agent joins no one."""
 CLIENT_KINDS = frozenset({"tls", "setup"})
 """Weak attributes that come with an operator's client build, unlike a template anyone can paste:
 one that only an alerting campaign's harvesters use is that campaign's (see :class:`CampaignBook`)."""
@@ -161,7 +164,8 @@ class Link(NamedTuple):
     alarming: bool = False
     """The account pages on its own risk (:attr:`AttributeObservation.alarming`)."""
     again: bool = False
-    """The account was linked through the attribute before: only its turning alarming is news."""
+    """Only the account's turning alarming is news: it was linked through the attribute before, or
+    (``linking`` False) the attribute does not link it."""
     linking: bool = True
     """False: an alarming fresh account's news through an attribute that did not link it (one that
     carries mostly customers' traffic): it ties the account only to others alarming through it."""
@@ -417,7 +421,11 @@ class AttributeIndex:
             and state.harvest_like >= policy.attribute_request_share * state.checked
         )
         links = []
-        linked_before = account in state.linked
+        # an account whose own risk just reached warning is news for the campaign book (_join_alarming)
+        turned_alarming = (
+            observation.alarming and not (previous is not None and previous[4]) and kind not in _ALARM_KINDS_SKIPPED
+        )
+        alarm_again = turned_alarming and account in state.linked
         if state.linking:
             if state.linking_since is None:
                 state.linking_since = observation.timestamp
@@ -448,20 +456,9 @@ class AttributeIndex:
                             alarming=alarming,
                         )
                     )
-            if (
-                linked_before
-                and observation.alarming
-                and not (previous is not None and previous[4])
-                and kind not in STRONG_KINDS | CONTEXT_KINDS
-            ):
+            if alarm_again:
                 links.append(_own_link(observation)._replace(exclusive=exclusive, alarming=True, again=True))
-        if (
-            account not in state.linked
-            and observation.alarming
-            and observation.fresh
-            and not (previous is not None and previous[4])
-            and kind not in STRONG_KINDS | CONTEXT_KINDS
-        ):
+        if turned_alarming and observation.fresh and account not in state.linked:
             # not linked through it (it carries mostly ordinary traffic): a new account paging on its own
             # is still news for other new accounts paging through it
             links.append(_own_link(observation)._replace(alarming=True, again=True, linking=False))
