@@ -166,6 +166,7 @@ class EventTimeGuard:
                 set_aside = self._reject_candidates()  # another time than the run so far: it does not agree
             elif len(candidates) >= 8 * self.policy.jump_quorum_accounts:  # one account's flood: bounded
                 set_aside = self._reject_candidates(1)
+            candidates = self._candidates  # rejecting rebinds the list: this record joins the one that stays
         candidates.append((record, source, key))
         if len({candidate[0].account_id for candidate in candidates}) < self.policy.jump_quorum_accounts:
             return [], [], set_aside

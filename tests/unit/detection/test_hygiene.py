@@ -80,6 +80,22 @@ def test_a_run_of_future_records_from_too_few_accounts_is_set_aside_when_in_time
     assert [reason for reason, _ in set_aside] == ["future_timestamp"] * 6
 
 
+def test_a_future_record_at_another_time_than_the_run_before_it_is_set_aside_too():
+    """Two jumps that disagree (a gateway two hours ahead, then a year typo): the first is set aside at
+    the second, the second when in-time records follow; none is lost without a dead letter."""
+    records = [request("a", T0, 0), request("b", T0 + 2 * HOUR, 0), request("c", Y2099, 0), request("a", T0 + 1, 1)]
+    ready, set_aside = offered(EventTimeGuard(DetectionPolicy(max_jump_seconds=HOUR)), records)
+    assert ready == ["a-0", "a-1"]
+    assert set_aside == [("future_timestamp", "b-0"), ("future_timestamp", "c-0")]
+
+
+def test_a_flood_of_one_accounts_future_records_is_set_aside_record_for_record():
+    policy = DetectionPolicy(jump_quorum_accounts=2)
+    records = [request("a", T0, 0), *(request("gw", Y2099 + i, i) for i in range(40)), request("a", T0 + 1, 1)]
+    ready, set_aside = offered(EventTimeGuard(policy), records)
+    assert ready == ["a-0", "a-1"] and [event for _, event in set_aside] == [f"gw-{i}" for i in range(40)]
+
+
 def test_a_record_stamped_too_long_before_the_newest_is_set_aside_as_late():
     records = [request("a", T0, 0), request("a", T0 + 3 * HOUR, 1), request("b", T0 + HOUR - 1, 0)]
     ready, set_aside = offered(
