@@ -124,6 +124,13 @@ class CampaignPolicy:
     history of its own, and the operator's accounts arrive with the harvesting. A card or a network
     links its early accounts too: a campaign that grows slowly reaches ``min_attribute_accounts``
     hours after its first accounts began, and those harvested on it from the start."""
+    established_requests: int = 64
+    """On an attribute exclusive to harvesters, a history of its own also takes this many requests: a
+    trickle campaign's pair of creation hour and template links many hours after its first accounts
+    began, at a few requests a day each (tuning seed 1027: 121 such members never flagged), while an
+    API product sends hundreds a day. On one that customers share too, time alone decides: people
+    behind a NAT or in a launch-day crowd send few requests (tuning seeds: benign 2 → 11 without the
+    exclusive condition)."""
 
 
 class AttributeObservation(NamedTuple):
@@ -441,7 +448,9 @@ class AttributeIndex:
             for member, (requests, checked, harvest_like, first_seen, alarming) in candidates:
                 if (
                     member not in state.linked
-                    and (specific or first_seen >= established)
+                    and (
+                        specific or first_seen >= established or (exclusive and requests < policy.established_requests)
+                    )
                     and self._harvests(state, checked, harvest_like, specific)
                 ):
                     state.linked.add(member)

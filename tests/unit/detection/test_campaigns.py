@@ -55,14 +55,17 @@ def report(
     first_seen: float | None = None,
     alarming: bool = False,
     fresh: bool = False,
+    requests: int | None = None,
 ):
     """One account's summary through each of ``attributes``; by default a new account whose two
-    checked requests both looked like harvesting. ``alarming``: its own risk pages."""
+    checked requests both looked like harvesting (``requests``: all it sent, default ``checked``).
+    ``alarming``: its own risk pages."""
     first_seen = t if first_seen is None else first_seen
+    requests = checked if requests is None else requests
     alerts, memberships = [], []
     for attribute in attributes:
         new_alerts, new_members = linker.observe(
-            AttributeObservation(attribute, account, t, checked, checked, harvest_like, first_seen, alarming, fresh)
+            AttributeObservation(attribute, account, t, requests, checked, harvest_like, first_seen, alarming, fresh)
         )
         alerts += new_alerts
         memberships += new_members
@@ -342,12 +345,29 @@ def test_an_account_active_long_before_its_attribute_began_linking_is_not_linked
     attribute began linking is not linked by it, one first seen later is."""
     linker = CampaignLinker()
     shared = ["pair:popular-template+client"]
-    report(linker, "tutoring-app", shared, T0, first_seen=T0 - 7 * HOUR)
+    report(linker, "tutoring-app", shared, T0, first_seen=T0 - 7 * HOUR, requests=300)
     for n in range(8):  # with the app, eight harvesting accounts from op6 on: linking begins at T0 + 6
         report(linker, f"op{n}", shared, T0 + n)
     report(linker, "recent", shared, T0 + 20, first_seen=T0 - 5 * HOUR)
     [campaign] = linker.book.campaigns.values()
     assert set(campaign.members) == {f"op{n}" for n in range(8)} | {"recent"}
+
+
+def test_a_slow_operators_early_accounts_are_linked_by_an_exclusive_attribute_an_api_product_is_not():
+    """A trickle campaign reaches a linking pair (a creation hour and a template) many hours after its first
+    accounts began, a few requests each: when only harvesters use the pair, those early accounts are the
+    operator's, not customers with a history of their own. An API product first seen as early, with
+    hundreds of requests, still has one: it is not linked, though the pair is exclusive."""
+    linker = CampaignLinker()
+    shared = ["pair:cohort+template"]
+    report(linker, "api-product", shared, T0, first_seen=T0 - 20 * HOUR, checked=200, harvest_like=150, requests=900)
+    for n in range(4):  # harvesting from hour -20 at a few requests a day
+        report(linker, f"early{n}", shared, T0 + n, first_seen=T0 - 20 * HOUR, checked=4, harvest_like=3, requests=5)
+    for n in range(8):  # the campaign's later accounts: the pair begins linking, then only harvesters use it
+        report(linker, f"op{n}", shared, T0 + HOUR + n)
+    [campaign] = linker.book.campaigns.values()
+    assert set(campaign.members) == {f"op{n}" for n in range(8)} | {f"early{n}" for n in range(4)}
+    assert linker.index.attributes["pair:cohort+template"].exclusive
 
 
 def test_a_card_links_the_accounts_that_harvested_on_it_hours_before_it_began_linking():
