@@ -183,9 +183,14 @@ class AlertBook:
         last_seen: float,
         requests: int,
         campaign_id: str | None = None,
+        now: float | None = None,
     ) -> Alert | None:
-        """Decide whether this assessment opens, updates or resolves the account's alert."""
+        """Decide whether this assessment opens, updates or resolves the account's alert; ``now``: the
+        event time of the decision, when later than the account's last request (a held alert released
+        by the detector's sweep after its account went quiet)."""
         assessment = self._folded(assessment, campaign_id)
+        if now is None or now < last_seen:
+            now = last_seen
         current = self.open.get(account_id)
         risk = assessment.risk
         if current is None:
@@ -194,8 +199,10 @@ class AlertBook:
                 return None
             if risk < self.policy.warning_risk:
                 return None  # a held alert waits out a dip, as an open one would stay open
-            if not self._released(account_id, last_seen, requests / max(last_seen - first_seen, 900.0) * 3600.0):
+            self.held.setdefault(account_id, now)
+            if not self.hold_over(account_id, now, first_seen, last_seen, requests):
                 return None
+            del self.held[account_id]
             current = self.open[account_id] = OpenAlert(0, assessment.severity, risk, first_seen, last_seen, requests)
         elif risk < self.policy.resolve_risk:
             del self.open[account_id]
@@ -211,10 +218,10 @@ class AlertBook:
             return None
         current.severity, current.risk_sent, current.campaign_id = assessment.severity, risk, campaign_id
         current.last_seen, current.event_count = last_seen, requests
-        return self._alert(account_id, "firing", assessment, current, last_seen, requests)
+        return self._alert(account_id, "firing", assessment, current, now, requests)
 
-    def _released(self, account_id: str, now: float, hourly_rate: float) -> bool:
-        """Whether a new alert has been held ``account_alert_hold_minutes`` of event time.
+    def hold_over(self, account_id: str, now: float, first_seen: float, last_seen: float, requests: int) -> bool:
+        """Whether the account's held alert has been held long enough by event time ``now``.
 
         A campaign's accounts harvest at once, and a busy member can cross the threshold before
         the linking stage has joined it to its campaign: held a little, it joins first and is
@@ -225,14 +232,13 @@ class AlertBook:
         ``quiet_account_hold_hours``: a few hours of it harvest little, and a campaign of thousands of
         such accounts joins them over hours, as their harvest-shaped requests come in.
         """
-        since = self.held.setdefault(account_id, now)
-        hold = self.policy.account_alert_hold_minutes * 60.0
-        if hourly_rate < self.policy.quiet_account_rate:
-            hold = max(hold, self.policy.quiet_account_hold_hours * 3600.0)
-        if now - since < hold:
+        since = self.held.get(account_id)
+        if since is None:
             return False
-        del self.held[account_id]
-        return True
+        hold = self.policy.account_alert_hold_minutes * 60.0
+        if requests / max(last_seen - first_seen, 900.0) * 3600.0 < self.policy.quiet_account_rate:
+            hold = max(hold, self.policy.quiet_account_hold_hours * 3600.0)
+        return now - since >= hold
 
     def _folded(self, assessment: Assessment, campaign_id: str | None) -> Assessment:
         """A campaign member's own alert drops to ``info``: its campaign pages, once for all of them."""

@@ -66,9 +66,12 @@ class Header(msgspec.Struct, array_like=True):
     profile_parts: int
     held_alerts: dict[str, float] = {}
     """Account alerts held before paging (absent from snapshots written before they were)."""
-    undecided: list[tuple[float, str | None, float, str, list[Evidence], float, float, int]] = []
+    undecided: list[tuple] = []
     """Alert decisions waiting for the campaign clock (:class:`~detector.detection.core.Decision`)."""
     membership_history: dict[str, list[tuple[float, str | None]]] = {}
+    alarmed: list[tuple[float, tuple]] = []
+    """Accounts at warning: when they reached it and the review with the highest risk since, in the
+    order they reached it; what the sweep releases if they go quiet (absent from older snapshots)."""
     seen_prompts: bytes = b""
     """The repeated-prompt filters, compressed: a restarted worker must not take repeats for novel prompts."""
     seen_contents: bytes = b""
@@ -135,12 +138,22 @@ def snapshot_parts(detector: Detector) -> Iterator[bytes]:
                 profile_parts=parts,
                 held_alerts=alerts["held"],
                 undecided=[_undecided(decision) for decision in detector.undecided or ()],
+                alarmed=[(since, _undecided(peak)) for since, peak in detector._alarmed.values()],
                 membership_history=detector.membership_history,
                 seen_prompts=_filter_bytes(detector.seen_prompts),
                 seen_contents=_filter_bytes(detector.seen_contents),
             )
         )
     )
+
+
+def _decision(fields: tuple) -> Decision:
+    """A :class:`Decision` from its snapshot form (:func:`_undecided`)."""
+    time, account_id, risk, severity, evidence, first_seen, last_seen, requests, *release = fields
+    if account_id is None:
+        return Decision(time, None, None)
+    assessment = Assessment.frozen(risk, severity, [Evidence(*e) for e in evidence])
+    return Decision(time, account_id, assessment, first_seen, last_seen, requests, bool(release and release[0]))
 
 
 def _undecided(decision: Decision) -> tuple:
@@ -156,6 +169,7 @@ def _undecided(decision: Decision) -> tuple:
         decision.first_seen,
         decision.last_seen,
         decision.requests,
+        decision.release,
     )
 
 
@@ -211,13 +225,13 @@ def _restore_waiting(detector: Detector, header: Header) -> None:
     if detector.undecided is not None:
         detector.undecided.clear()
         detector._undecided_accounts.clear()
-        for time, account_id, risk, severity, evidence, first_seen, last_seen, requests in header.undecided:
-            if account_id is None:
-                detector.undecided.append(Decision(time, None, None))
-                continue
-            assessment = Assessment.frozen(risk, severity, [Evidence(*e) for e in evidence])
-            detector.undecided.append(Decision(time, account_id, assessment, first_seen, last_seen, requests))
-            detector._undecided_accounts[account_id] = detector._undecided_accounts.get(account_id, 0) + 1
+        for decision in map(_decision, header.undecided):
+            detector.undecided.append(decision)
+            if decision.account_id is not None:
+                account_id = decision.account_id
+                detector._undecided_accounts[account_id] = detector._undecided_accounts.get(account_id, 0) + 1
+    alarmed = ((since, _decision(fields)) for since, fields in header.alarmed)
+    detector._alarmed = {peak.account_id: (since, peak) for since, peak in alarmed if peak.account_id is not None}
     detector.membership_history = {account: list(changes) for account, changes in header.membership_history.items()}
     _restore_filter(detector.seen_prompts, header.seen_prompts)
     _restore_filter(detector.seen_contents, header.seen_contents)
