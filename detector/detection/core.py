@@ -448,20 +448,22 @@ class Detector:
 
     def _quiet_releases(self) -> list[Decision]:
         """The releases of held alerts whose accounts went quiet: each account whose risk reached warning
-        and never fell under ``resolve_risk`` since, that sent nothing for a sweep period and whose hold
-        ran out, is decided on the highest risk it reached.
+        and never fell under ``resolve_risk`` since, whose hold ran out and that sent nothing for as long
+        as its hold, is decided on the highest risk it reached.
 
         A hold otherwise ends at a review, at warning again: an account is reviewed only when it sends,
         and a held alert waits out a dip. A burst of thousands of requests whose risk peaked early,
         dipped under warning and stopped within the hold was never paged (eval seed 5081: 9,065
         requests in 38 minutes, risk 71 at its height). An account that kept sending for another hold
         after its own ran out is left to its own reviews: an API product touches warning now and then,
-        then serves its users for hours under it. Chosen when the record that crosses the
+        then serves its users for hours under it. The silence is as long as the hold: a member of a slow
+        campaign, at a request an hour, is silent for minutes most of the time, and released then it
+        paged before its campaign took it in (fresh seeds 5110-5139: campaigns over 3 keys 13 → 14 with
+        a silence of one sweep period). Chosen when the record that crosses the
         sweep boundary is processed, from what the records said so far, so that replay and the worker
         take the same decisions.
         """
         now, profiles, alarmed, policy = self.watermark, self.profiles, self._alarmed, self.policy
-        quiet_since = now - self.sweeps.period
         hold = policy.account_alert_hold_minutes * 60.0
         quiet_hold = max(hold, policy.quiet_account_hold_hours * 3600.0)
         releases = []
@@ -475,7 +477,7 @@ class Detector:
             if profile.last_seen - since > 2 * held_for:  # it kept sending after its hold: its reviews decided
                 del alarmed[account_id]
                 continue
-            if profile.last_seen > quiet_since or now - since < held_for:
+            if now - profile.last_seen < held_for or now - since < held_for:
                 continue
             del alarmed[account_id]
             releases.append(
