@@ -20,14 +20,9 @@ BURST_START = T0 + 3 * HOUR  # after the warm-up
 EVERY = 4.0  # seconds between the burst's requests
 
 
-SLOW_START = BURST_START + 7.0
-"""The slow account's first request: its risk dips from its 40th request (the others' from their 100th)."""
-
-
 def scripted(profile, now, policy, population, started) -> Assessment:
     """Risk 70 from an account's 12th request, 50 (a dip over ``resolve_risk``) from its 100th."""
-    dip = 40 if profile.first_seen == SLOW_START else 100
-    risk = 0.0 if profile.requests < 12 else 70.0 if profile.requests < dip else 50.0
+    risk = 0.0 if profile.requests < 12 else 70.0 if profile.requests < 100 else 50.0
     severity = "warning" if risk >= policy.warning_risk else "info"
     return Assessment.frozen(risk, severity, [])
 
@@ -74,14 +69,6 @@ def test_an_account_still_sending_after_its_hold_is_left_to_its_own_reviews():
     product = [request("product", BURST_START + 15.0 * n, n) for n in range(600)]  # at 50 from minute 25
     alerts = replayed(clock(BURST_START + 6 * HOUR) + product)
     assert not [a for a in alerts if a.subject == "product"]
-
-
-def test_a_quiet_account_that_goes_silent_is_left_to_its_campaign():
-    """At a request every four minutes, an account is held for hours so that its campaign can take it in as
-    the campaign's slow members link: going silent does not page it on its own."""
-    slow = [request("slow", SLOW_START + 240.0 * n, n) for n in range(45)]  # 15 an hour for 3 h; dips at 40
-    alerts = replayed(clock(BURST_START + 12 * HOUR) + slow)
-    assert not [a for a in alerts if a.subject == "slow"]
 
 
 def test_the_worker_releases_the_alert_replay_releases():
