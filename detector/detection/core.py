@@ -447,25 +447,25 @@ class Detector:
         return [alert for alert in released if alert is not None] + resolved
 
     def _quiet_releases(self) -> list[Decision]:
-        """The releases of held alerts whose busy accounts went quiet: each account at
-        ``quiet_account_rate`` or more whose risk reached warning and never fell under ``resolve_risk``
-        since, whose hold ran out and that sent nothing for as long as its hold, is decided on the highest
-        risk it reached.
+        """The releases of held alerts whose accounts went quiet: each account whose risk reached warning
+        and never fell under ``resolve_risk`` since, whose hold ran out and that sent nothing for as long
+        as its hold, is decided on the highest risk it reached.
 
         A hold otherwise ends at a review, at warning again: an account is reviewed only when it sends,
         and a held alert waits out a dip. A burst of thousands of requests whose risk peaked early,
         dipped under warning and stopped within the hold was never paged (eval seed 5081: 9,065
         requests in 38 minutes, risk 71 at its height). An account that kept sending for another hold
         after its own ran out is left to its own reviews: an API product touches warning now and then,
-        then serves its users for hours under it. A quiet account (under ``quiet_account_rate``) is held
-        for hours so that its campaign takes it in as the campaign's slow members link: released on its
-        silence, members of slow campaigns paged on their own first, one more key for several campaigns
-        (fresh seeds 5110-5139 and 5140-5169). Chosen when the record that crosses the
+        then serves its users for hours under it. The silence is as long as the hold: a member of a slow
+        campaign, at a request an hour, is silent for minutes most of the time, and released then it
+        paged before its campaign took it in (fresh seeds 5110-5139: campaigns over 3 keys 13 → 14 with
+        a silence of one sweep period). Chosen when the record that crosses the
         sweep boundary is processed, from what the records said so far, so that replay and the worker
         take the same decisions.
         """
         now, profiles, alarmed, policy = self.watermark, self.profiles, self._alarmed, self.policy
         hold = policy.account_alert_hold_minutes * 60.0
+        quiet_hold = max(hold, policy.quiet_account_hold_hours * 3600.0)
         releases = []
         for account_id, (since, peak) in list(alarmed.items()):
             profile = profiles.get(account_id)
@@ -473,10 +473,11 @@ class Detector:
                 del alarmed[account_id]
                 continue
             rate = profile.requests / max(profile.last_seen - profile.first_seen, 900.0) * 3600.0
-            if profile.last_seen - since > 2 * hold:  # it kept sending after its hold: its reviews decided
+            held_for = hold if rate >= policy.quiet_account_rate else quiet_hold
+            if profile.last_seen - since > 2 * held_for:  # it kept sending after its hold: its reviews decided
                 del alarmed[account_id]
                 continue
-            if rate < policy.quiet_account_rate or now - profile.last_seen < hold or now - since < hold:
+            if now - profile.last_seen < held_for or now - since < held_for:
                 continue
             del alarmed[account_id]
             releases.append(
