@@ -233,12 +233,14 @@ class AlertBook:
         such accounts joins them over hours, as their harvest-shaped requests come in.
         """
         since = self.held.get(account_id)
-        if since is None:
-            return False
+        return since is not None and now - since >= self.hold_seconds(first_seen, last_seen, requests)
+
+    def hold_seconds(self, first_seen: float, last_seen: float, requests: int) -> float:
+        """How long a new alert of an account with this activity is held (see :meth:`hold_over`)."""
         hold = self.policy.account_alert_hold_minutes * 60.0
         if requests / max(last_seen - first_seen, 900.0) * 3600.0 < self.policy.quiet_account_rate:
             hold = max(hold, self.policy.quiet_account_hold_hours * 3600.0)
-        return now - since >= hold
+        return hold
 
     def _folded(self, assessment: Assessment, campaign_id: str | None) -> Assessment:
         """A campaign member's own alert drops to ``info``: its campaign pages, once for all of them."""

@@ -70,6 +70,18 @@ class Decision(NamedTuple):
     is the highest risk it reached, and it decides only an alert still held."""
 
 
+class Alarm(NamedTuple):
+    """An account whose risk reached warning and has not fallen under ``resolve_risk`` since."""
+
+    since: float
+    """When its risk reached warning."""
+    risk: float
+    """The highest risk it reached since."""
+    review: Decision
+    """The review that reached it; a release takes the account's activity as of the sweep
+    (:meth:`Detector._quiet_releases`)."""
+
+
 MEMBERSHIP_HISTORY = 8
 """Membership changes kept per account for :meth:`Detector.member_at`: joins, merges and leaves."""
 
@@ -107,9 +119,8 @@ class Detector:
         """Prompts sent by any account: a benchmark run by several eval pipelines, or a greeting
         thousands send, is no novel data to harvest (per worker: accounts are partitioned)."""
         self.alerts = AlertBook(self.policy)
-        self._alarmed: dict[str, tuple[float, Decision]] = {}
-        """account → when its risk reached warning and its review with the highest risk since, while it
-        stays over ``resolve_risk`` (see :meth:`_quiet_releases`)."""
+        self.alarmed: dict[str, Alarm] = {}
+        """Accounts at warning, in the order they reached it (see :meth:`_quiet_releases`)."""
         self.stats = DetectorStats()
         self.started: float | None = None
         self.watermark = float("-inf")
@@ -358,11 +369,11 @@ class Detector:
         profile.risk = risk = assessment.risk
         decision = Decision(now, account_id, assessment, profile.first_seen, profile.last_seen, profile.requests)
         if risk >= self.policy.warning_risk:
-            alarmed = self._alarmed.get(account_id)
-            if alarmed is None or risk > alarmed[1].assessment.risk:  # type: ignore[union-attr]
-                self._alarmed[account_id] = (now if alarmed is None else alarmed[0], decision)
+            alarm = self.alarmed.get(account_id)
+            if alarm is None or risk > alarm.risk:
+                self.alarmed[account_id] = Alarm(now if alarm is None else alarm.since, risk, decision)
         elif risk < self.policy.resolve_risk:
-            self._alarmed.pop(account_id, None)
+            self.alarmed.pop(account_id, None)
         undecided = self.undecided
         if undecided is None:
             return self._decided(decision, self.campaign_of.get(account_id))
@@ -459,21 +470,18 @@ class Detector:
         then serves its users for hours under it. The silence is as long as the hold: a member of a slow
         campaign, at a request an hour, is silent for minutes most of the time, and released then it
         paged before its campaign took it in (fresh seeds 5110-5139: campaigns over 3 keys 13 → 14 with
-        a silence of one sweep period). Chosen when the record that crosses the
-        sweep boundary is processed, from what the records said so far, so that replay and the worker
-        take the same decisions.
+        a silence of one sweep period). Chosen when the record that crosses the sweep boundary is
+        processed, from what the records said so far, so that replay and the worker take the same
+        decisions.
         """
-        now, profiles, alarmed, policy = self.watermark, self.profiles, self._alarmed, self.policy
-        hold = policy.account_alert_hold_minutes * 60.0
-        quiet_hold = max(hold, policy.quiet_account_hold_hours * 3600.0)
+        now, profiles, alarmed, hold_seconds = self.watermark, self.profiles, self.alarmed, self.alerts.hold_seconds
         releases = []
-        for account_id, (since, peak) in list(alarmed.items()):
+        for account_id, (since, _, review) in list(alarmed.items()):
             profile = profiles.get(account_id)
             if profile is None:
                 del alarmed[account_id]
                 continue
-            rate = profile.requests / max(profile.last_seen - profile.first_seen, 900.0) * 3600.0
-            held_for = hold if rate >= policy.quiet_account_rate else quiet_hold
+            held_for = hold_seconds(profile.first_seen, profile.last_seen, profile.requests)
             if profile.last_seen - since > 2 * held_for:  # it kept sending after its hold: its reviews decided
                 del alarmed[account_id]
                 continue
@@ -481,7 +489,7 @@ class Detector:
                 continue
             del alarmed[account_id]
             releases.append(
-                peak._replace(time=now, last_seen=profile.last_seen, requests=profile.requests, release=True)
+                review._replace(time=now, last_seen=profile.last_seen, requests=profile.requests, release=True)
             )
         return releases
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import msgspec
 
 from detector.detection.alerting import OpenAlert
-from detector.detection.core import Decision, Detector
+from detector.detection.core import Alarm, Decision, Detector
 from detector.detection.features.population import SeenPrompts
 from detector.detection.profile import AccountProfile
 from detector.detection.scoring import Assessment, Evidence
@@ -138,7 +138,7 @@ def snapshot_parts(detector: Detector) -> Iterator[bytes]:
                 profile_parts=parts,
                 held_alerts=alerts["held"],
                 undecided=[_undecided(decision) for decision in detector.undecided or ()],
-                alarmed=[(since, _undecided(peak)) for since, peak in detector._alarmed.values()],
+                alarmed=[(alarm.since, _undecided(alarm.review)) for alarm in detector.alarmed.values()],
                 membership_history=detector.membership_history,
                 seen_prompts=_filter_bytes(detector.seen_prompts),
                 seen_contents=_filter_bytes(detector.seen_contents),
@@ -230,8 +230,12 @@ def _restore_waiting(detector: Detector, header: Header) -> None:
             if decision.account_id is not None:
                 account_id = decision.account_id
                 detector._undecided_accounts[account_id] = detector._undecided_accounts.get(account_id, 0) + 1
-    alarmed = ((since, _decision(fields)) for since, fields in header.alarmed)
-    detector._alarmed = {peak.account_id: (since, peak) for since, peak in alarmed if peak.account_id is not None}
+    reviews = ((since, _decision(fields)) for since, fields in header.alarmed)
+    detector.alarmed = {
+        review.account_id: Alarm(since, review.assessment.risk, review)
+        for since, review in reviews
+        if review.account_id is not None and review.assessment is not None
+    }
     detector.membership_history = {account: list(changes) for account, changes in header.membership_history.items()}
     _restore_filter(detector.seen_prompts, header.seen_prompts)
     _restore_filter(detector.seen_contents, header.seen_contents)
