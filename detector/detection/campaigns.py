@@ -708,7 +708,7 @@ class CampaignBook:
         return campaign
 
     def _join_weak(self, link: Link, memberships: list[Membership], alerts: list[Alert]) -> Campaign | None:
-        self._weak_seen[link.attribute] = max(link.timestamp, self._weak_seen.get(link.attribute, link.timestamp))
+        self._seen_weak(link)
         members = self._weak_members.setdefault(link.attribute, set())
         if len(members) < self.policy.attribute_member_cap:
             members.add(link.account_id)
@@ -743,6 +743,11 @@ class CampaignBook:
         self._claim(link, memberships)
         return campaign
 
+    def _seen_weak(self, link: Link) -> None:
+        """Note the weak attribute's latest link: what :meth:`expire_idle` forgets it after."""
+        seen = self._weak_seen.get(link.attribute)
+        self._weak_seen[link.attribute] = link.timestamp if seen is None else max(seen, link.timestamp)
+
     def _join_alarming(self, link: Link, memberships: list[Membership]) -> Campaign | None:
         """An account that pages on its own risk, in no campaign, linked through a weak attribute: it
         joins the one campaign the attribute links, or founds one with two others paging through it.
@@ -767,7 +772,7 @@ class CampaignBook:
         grows this campaign rather than starting another.
         """
         attribute = link.attribute
-        self._weak_seen[attribute] = max(link.timestamp, self._weak_seen.get(attribute, link.timestamp))
+        self._seen_weak(link)
         pasted = kind_of(attribute) in PASTED_KINDS or not link.linking
         if pasted:
             linked = {self._current(self._alarm_campaigns[attribute])} if attribute in self._alarm_campaigns else set()

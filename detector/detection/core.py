@@ -384,10 +384,17 @@ class Detector:
             or account_id in alerts.open
             or account_id in alerts.held
         ):
-            undecided.append(decision)
-            waiting[account_id] = waiting.get(account_id, 0) + 1
+            self.queue(decision)
         # otherwise nothing to decide: no alert open or held, and a risk that opens none
         return None
+
+    def queue(self, decision: Decision) -> None:
+        """A decision to take when the campaign clock passes its time (:meth:`decide`), counted per account."""
+        assert self.undecided is not None
+        self.undecided.append(decision)
+        account_id = decision.account_id
+        if account_id is not None:
+            self._undecided_accounts[account_id] = self._undecided_accounts.get(account_id, 0) + 1
 
     def _decided(self, decision: Decision, campaign_id: str | None) -> Alert | None:
         """The alert book's decision on one review, counted."""
@@ -446,11 +453,8 @@ class Detector:
         releases = self._quiet_releases()
         if self.undecided is not None:
             for release in releases:
-                account_id = release.account_id
-                assert account_id is not None
-                self.undecided.append(release)
-                self._undecided_accounts[account_id] = self._undecided_accounts.get(account_id, 0) + 1
-            self.undecided.append(Decision(self.watermark, None, None))
+                self.queue(release)
+            self.queue(Decision(self.watermark, None, None))
             return []
         released = [self._decided(release, self.campaign_of.get(release.account_id or "")) for release in releases]
         resolved = self.alerts.expire_idle(self.watermark)

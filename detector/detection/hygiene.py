@@ -166,7 +166,6 @@ class EventTimeGuard:
                 set_aside = self._reject_candidates()  # another time than the run so far: it does not agree
             elif len(candidates) >= 8 * self.policy.jump_quorum_accounts:  # one account's flood: bounded
                 set_aside = self._reject_candidates(1)
-            candidates = self._candidates  # rejecting rebinds the list: this record joins the one that stays
         candidates.append((record, source, key))
         if len({candidate[0].account_id for candidate in candidates}) < self.policy.jump_quorum_accounts:
             return [], [], set_aside
@@ -178,7 +177,8 @@ class EventTimeGuard:
 
     def _reject_candidates(self, count: int | None = None) -> list[SetAside]:
         count = len(self._candidates) if count is None else count
-        rejected, self._candidates = self._candidates[:count], self._candidates[count:]
+        rejected = self._candidates[:count]
+        del self._candidates[:count]  # in place: `_candidate` appends to the list it holds
         return [
             SetAside(
                 "future_timestamp",

@@ -226,10 +226,7 @@ def _restore_waiting(detector: Detector, header: Header) -> None:
         detector.undecided.clear()
         detector._undecided_accounts.clear()
         for decision in map(_decision, header.undecided):
-            detector.undecided.append(decision)
-            if decision.account_id is not None:
-                account_id = decision.account_id
-                detector._undecided_accounts[account_id] = detector._undecided_accounts.get(account_id, 0) + 1
+            detector.queue(decision)
     reviews = ((since, _decision(fields)) for since, fields in header.alarmed)
     detector.alarmed = {
         review.account_id: Alarm(since, review.assessment.risk, review)
