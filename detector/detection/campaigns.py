@@ -176,11 +176,29 @@ class Link(NamedTuple):
     linking: bool = True
     """False: an alarming fresh account's news through an attribute that did not link it (one that
     carries mostly customers' traffic): it ties the account only to others alarming through it."""
+    tie: bool = False
+    """The account shares the linking attribute, but its own traffic has not shown the attribute's
+    harvesting yet, nor ordinary use either (see :meth:`CampaignBook._tie`)."""
 
 
 MOST_LIKE_A_GROUP = 0.95
 """Highest harvest-shaped share an attribute's traffic is taken to have when an account is judged
 against it: no group harvests in every request, and one ordinary request must not weigh infinitely."""
+TIE_KINDS = {
+    "payment": "payment",
+    "network": "network",
+    "tls": "client",
+    "setup": "client",
+    "cohort": "cohort",
+    "template": "template",
+}
+"""What kind of tie a linking attribute makes for an account that has not harvested yet; a TLS
+fingerprint and a client set-up are one client. Pairs make none: their parts do. A new model makes
+none: a launch-day crowd moves to it with the campaign, on the same popular clients (tuning seed
+1009: two customers tied by client and new model)."""
+ORDINARY_ODDS = 20.0
+"""An account whose own requests are this many times likelier as ordinary traffic than as its
+attribute's is not tied to it (see :meth:`AttributeIndex._ordinary`)."""
 UNLINK_EVIDENCE = 3
 """Checked requests before an account whose traffic stopped harvesting is unlinked: one
 step-by-step question from an ordinary user behind a proxy range joins nobody for long."""
@@ -380,6 +398,28 @@ class AttributeIndex:
         )
         return evidence >= 0.0
 
+    def _ordinary(self, state: _AttributeState, checked: int, harvest_like: int) -> bool:
+        """Whether an account's own requests already read as ordinary use rather than as the attribute's
+        traffic (``ORDINARY_ODDS`` to one, without a prior): an operator's account that has sent three
+        requests of cover chat has not, a person with ten ordinary questions behind a campaign's proxy
+        range has.
+
+        >>> index = AttributeIndex()
+        >>> proxy = _AttributeState(0.0, 0.0, checked=100, harvest_like=40)
+        >>> index._ordinary(proxy, 3, 0), index._ordinary(proxy, 10, 0), index._ordinary(proxy, 10, 2)
+        (False, True, False)
+        """
+        if not state.checked:
+            return False
+        ordinary = self.policy.ordinary_harvest_rate
+        group = min(state.harvest_like / state.checked, MOST_LIKE_A_GROUP)
+        if group <= ordinary:
+            return True
+        evidence = harvest_like * math.log(group / ordinary) + (checked - harvest_like) * math.log(
+            (1.0 - group) / (1.0 - ordinary)
+        )
+        return evidence < -math.log(ORDINARY_ODDS)
+
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
         policy = self.policy
@@ -445,14 +485,13 @@ class AttributeIndex:
             everyone = not was_linking or (exclusive and not state.exclusive)
             state.exclusive = exclusive
             candidates = list(state.members.items()) if everyone else [(account, state.members[account])]
+            ties = kind in TIE_KINDS
             for member, (requests, checked, harvest_like, first_seen, alarming) in candidates:
-                if (
-                    member not in state.linked
-                    and (
-                        specific or first_seen >= established or (exclusive and requests < policy.established_requests)
-                    )
-                    and self._harvests(state, checked, harvest_like, specific)
+                if member in state.linked or not (
+                    specific or first_seen >= established or (exclusive and requests < policy.established_requests)
                 ):
+                    continue
+                if self._harvests(state, checked, harvest_like, specific):
                     state.linked.add(member)
                     links.append(
                         Link(
@@ -464,6 +503,10 @@ class AttributeIndex:
                             exclusive=exclusive,
                             alarming=alarming,
                         )
+                    )
+                elif ties and not self._ordinary(state, checked, harvest_like):
+                    links.append(
+                        Link(observation.attribute, member, observation.timestamp, requests, harvest_like, tie=True)
                     )
             if alarm_again:
                 links.append(_own_link(observation)._replace(exclusive=exclusive, alarming=True, again=True))
@@ -554,6 +597,12 @@ class Campaign:
     joined_alarming: dict[str, str] = field(default_factory=dict)
     """account → the weak attribute it joined through while paging on its own risk, for members with no
     other tie (see :meth:`CampaignBook._join_alarming`)."""
+    ties: dict[str, list[str]] = field(default_factory=dict)
+    """account in no campaign → the kinds of tie (:data:`TIE_KINDS`) it has to this campaign's
+    attributes without harvesting of its own yet (see :meth:`CampaignBook._tie`)."""
+    joined_on_ties: dict[str, str] = field(default_factory=dict)
+    """account → the kinds of tie it joined on (``client+network``), for members that have not
+    harvested through any attribute yet."""
     qualified_at: float | None = None
     """When it first had ``min_campaign_accounts`` members; it alerts ``campaign_alert_hold_minutes`` later."""
     alerted_size: int = 0
@@ -664,7 +713,9 @@ class CampaignBook:
             self._leave(link.account_id, link.timestamp, memberships)
             return alerts, memberships
         kind = kind_of(link.attribute)
-        if link.again:  # an account linked before now pages on its own: news only while it is in no campaign
+        if link.tie:  # news only while the account is in no campaign
+            campaign = None if link.account_id in self.campaign_of else self._tie(link, memberships)
+        elif link.again:  # an account linked before now pages on its own: news only while it is in no campaign
             if link.account_id in self.campaign_of:
                 return alerts, memberships
             campaign = self._join_alarming(link, memberships)
@@ -840,6 +891,48 @@ class CampaignBook:
                 self._add(owner, link._replace(account_id=account, requests=requests), memberships)
         return owner
 
+    def _tie(self, link: Link, memberships: list[Membership]) -> Campaign | None:
+        """An account in no campaign that shares the link's attribute with one campaign, without harvesting
+        of its own yet: with ties of two kinds to one alerting campaign (its client *and* its proxy range,
+        its card *and* its creation hour), it joins it.
+
+        A low-and-slow operator's account sends a few requests an hour, a third of them cover chat: it
+        takes hours to show harvesting of its own (eval seed 5192: 118 members of a campaign paged at
+        2.4 h were still unlisted at 6 h; 105 of them shared its custom client and one of its proxy
+        ranges). A customer shares one such attribute with an operator (a campus NAT, a company card, a
+        sign-up hour), seldom two, and each must link mostly this campaign's accounts; one whose own
+        requests already read as ordinary is not tied (:meth:`AttributeIndex._ordinary`).
+        """
+        attribute = link.attribute
+        if attribute in self.campaign_of:
+            linked = {self._current(self.campaign_of[attribute])}
+        else:
+            linked = {self._current(c) for c in self._weak_campaigns.get(attribute, ())}
+        linked &= self.campaigns.keys()
+        if len(linked) != 1:
+            return None
+        campaign = self.campaigns[linked.pop()]
+        kinds = campaign.ties.get(link.account_id)
+        if kinds is None:
+            if len(campaign.ties) >= self.policy.attribute_member_cap:
+                return None
+            kinds = campaign.ties[link.account_id] = []
+        kind = TIE_KINDS[kind_of(attribute)]
+        if kind not in kinds:
+            kinds.append(kind)
+            kinds.sort()
+        if len(kinds) < 2 or not campaign.open:
+            return None
+        self._join_tied(campaign, link, memberships)
+        return campaign
+
+    def _join_tied(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
+        """The link's account joins the campaign on its ties (see :meth:`_tie`)."""
+        account = link.account_id
+        self._weakly_joined.add(account)
+        campaign.joined_on_ties[account] = "+".join(campaign.ties.pop(account))
+        self._add(campaign, link, memberships)
+
     def _consider(
         self, account: str, touched: set[str], kind: str, link: Link, memberships: list[Membership]
     ) -> Campaign | None:
@@ -867,12 +960,14 @@ class CampaignBook:
             campaign.exchanges.pop(account, None)
             campaign.joined_on_exclusive.pop(account, None)
             campaign.joined_alarming.pop(account, None)
+            campaign.joined_on_ties.pop(account, None)
             if campaign.open:
                 memberships.append(Membership(account, None, now))
 
     def _add(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
         campaign.last_seen = max(campaign.last_seen, link.timestamp)
-        campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
+        if link.attribute:  # an account tied while its campaign waited joins through none in particular
+            campaign.attributes[link.attribute] = campaign.attributes.get(link.attribute, 0) + 1
         previous = self.campaign_of.get(link.account_id)
         if previous != campaign.campaign_id:
             old = self.campaigns.get(previous) if previous is not None else None
@@ -881,6 +976,7 @@ class CampaignBook:
                 old.exchanges.pop(link.account_id, None)
                 old.joined_on_exclusive.pop(link.account_id, None)
                 old.joined_alarming.pop(link.account_id, None)
+                old.joined_on_ties.pop(link.account_id, None)
                 if old.open and not campaign.open:
                     memberships.append(Membership(link.account_id, None, link.timestamp))
             self._pending.pop(link.account_id, None)
@@ -897,6 +993,8 @@ class CampaignBook:
         alarming = campaign.joined_alarming.get(link.account_id)
         if alarming is not None and kind != kind_of(alarming):
             del campaign.joined_alarming[link.account_id]
+        if not link.tie:  # it harvests through one of the campaign's attributes now
+            campaign.joined_on_ties.pop(link.account_id, None)
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
 
     def _merge(
@@ -920,6 +1018,9 @@ class CampaignBook:
             survivor.exchanges[account] = max(survivor.exchanges.get(account, 0), requests)
         survivor.joined_on_exclusive.update(absorbed.joined_on_exclusive)
         survivor.joined_alarming.update(absorbed.joined_alarming)
+        survivor.joined_on_ties.update(absorbed.joined_on_ties)
+        for account, tied in absorbed.ties.items():
+            survivor.ties[account] = sorted(set(survivor.ties.get(account, ())) | set(tied))
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
         if absorbed.qualified_at is not None:
             survivor.qualified_at = min(survivor.qualified_at or absorbed.qualified_at, absorbed.qualified_at)
@@ -963,6 +1064,11 @@ class CampaignBook:
             campaign.open = True
             for attribute in [a for a in campaign.attributes if kind_of(a) not in STRONG_KINDS]:
                 self._claim(Link(attribute, "", now, 0, 0), memberships)  # owned only now that it alerts
+            for account in [a for a, kinds in campaign.ties.items() if len(kinds) >= 2]:  # tied while it waited
+                if account in self.campaign_of:
+                    del campaign.ties[account]
+                else:
+                    self._join_tied(campaign, Link("", account, now, 0, 0, tie=True), memberships)
             size = len(campaign.members)
         campaign.alerted_size = size
         campaign.alerted_at = now
@@ -1048,6 +1154,7 @@ class CampaignBook:
         risk = min(100.0, 40.0 + 10.0 * min(len(kinds), 3) + 8.0 * math.log10(max(size, 1)))
         joined_on_exclusive = _joined_through(campaign.joined_on_exclusive, self.policy.member_cap)
         joined_alarming = _joined_through(campaign.joined_alarming, self.policy.member_cap)
+        joined_on_ties = _joined_on_ties(campaign.joined_on_ties, self.policy.member_cap)
         if summary is None:
             basis = (
                 f"they share {', '.join(kinds)}"
@@ -1069,6 +1176,11 @@ class CampaignBook:
                     f" {len(campaign.joined_alarming):,} share only one "
                     f"{' or '.join(sorted({item['attribute'] for item in joined_alarming}))} with it, "
                     f"and their own traffic pages."
+                )
+            if joined_on_ties:
+                summary += (
+                    f" {len(campaign.joined_on_ties):,} have not harvested on their own yet, but share "
+                    f"{' or '.join(item['ties'] for item in joined_on_ties)} with it."
                 )
         members = sorted(campaign.members, key=lambda account: (campaign.members[account], account))
         evidence = tuple(
@@ -1105,6 +1217,7 @@ class CampaignBook:
                 "basis": "several_attributes" if len(kinds) > 1 else "attribute_and_behaviour",
                 "joined_on_exclusive_attribute": joined_on_exclusive,
                 "joined_on_own_alert": joined_alarming,
+                "joined_on_shared_attributes": joined_on_ties,
                 "since": rfc3339(campaign.first_seen),
             },
         )
@@ -1128,6 +1241,17 @@ def _joined_through(joined: dict[str, str], cap: int) -> list[dict]:
     return [
         {"attribute": kind_of(key), "value_hash": key.partition(":")[2], "account_ids": sorted(accounts)[:cap]}
         for key, accounts in sorted(by_attribute.items(), key=lambda item: (-len(item[1]), item[0]))
+    ]
+
+
+def _joined_on_ties(joined: dict[str, str], cap: int) -> list[dict]:
+    """Members joined on their ties alone (see :meth:`CampaignBook._tie`), by the kinds they share."""
+    by_ties: dict[str, list[str]] = {}
+    for account, ties in joined.items():
+        by_ties.setdefault(ties, []).append(account)
+    return [
+        {"ties": ties, "account_ids": sorted(accounts)[:cap]}
+        for ties, accounts in sorted(by_ties.items(), key=lambda item: (-len(item[1]), item[0]))
     ]
 
 

@@ -433,6 +433,57 @@ def test_an_account_with_no_harvest_shaped_request_is_never_linked_even_on_an_ex
     assert "slow" in linker.book.campaign_of
 
 
+def slow_proxy_campaign(linker: CampaignLinker) -> list:
+    """30 accounts behind one proxy range on one custom client, a third of their requests harvest-shaped
+    (the rest cover chat): a campaign, paged one hold later (returns the alerts)."""
+    for n in range(30):
+        report(linker, f"a{n}", ["network:proxy", "tls:custom-client"], T0 + n, checked=6, harvest_like=2)
+    return linker.expire(T0 + 30 + HOLD)[0]
+
+
+def test_a_new_account_on_a_campaigns_proxy_range_and_client_joins_before_harvesting_of_its_own():
+    """Two requests of cover chat show nothing either way; sharing the campaign's network and its client
+    is the evidence, and the alert lists the account apart with what it shares."""
+    linker = CampaignLinker()
+    campaign = firing(slow_proxy_campaign(linker))[0].campaign_id
+    alerts, memberships = report(
+        linker, "newcomer", ["network:proxy", "tls:custom-client"], T0 + HOUR, checked=2, harvest_like=0
+    )
+    assert [(m.account_id, m.campaign_id) for m in memberships] == [("newcomer", campaign)]
+    sent = firing(alerts + linker.expire(T0 + 2 * HOUR)[0])[-1]
+    assert "newcomer" in sent.account_ids
+    assert sent.extra["joined_on_shared_attributes"] == [{"ties": "client+network", "account_ids": ["newcomer"]}]
+    assert "have not harvested on their own yet, but share client+network" in sent.summary
+
+
+def test_an_account_sharing_only_a_campaigns_proxy_range_does_not_join_before_harvesting():
+    """A person behind a campaign's proxy range (a campus NAT) shares one thing with it, not two."""
+    linker = CampaignLinker()
+    slow_proxy_campaign(linker)
+    report(linker, "student", ["network:proxy", "tls:browser"], T0 + HOUR, checked=2, harvest_like=0)
+    assert "student" not in linker.book.campaign_of
+
+
+def test_an_account_whose_own_requests_read_as_ordinary_is_not_tied_to_the_campaign_it_shares_with():
+    """Twelve requests and none harvest-shaped, where a third of the campaign's are: a person, whatever
+    client and network they share."""
+    linker = CampaignLinker()
+    slow_proxy_campaign(linker)
+    report(linker, "person", ["network:proxy", "tls:custom-client"], T0 + HOUR, checked=12, harvest_like=0)
+    assert "person" not in linker.book.campaign_of
+
+
+def test_an_account_tied_to_a_campaign_while_its_alert_is_held_is_listed_in_its_first_alert():
+    linker = CampaignLinker()
+    for n in range(30):
+        report(linker, f"a{n}", ["network:proxy", "tls:custom-client"], T0 + n, checked=6, harvest_like=2)
+    report(linker, "newcomer", ["network:proxy", "tls:custom-client"], T0 + 60, checked=1, harvest_like=0)
+    assert "newcomer" not in linker.book.campaign_of
+    sent = firing(linker.expire(T0 + 30 + HOLD)[0])[0]
+    assert "newcomer" in sent.account_ids
+    assert linker.book.campaign_of["newcomer"] == sent.campaign_id
+
+
 def test_a_template_four_eval_pipelines_share_links_nobody_while_four_accounts_on_one_card_do():
     """Eval pipelines of one team run the same suite and start harvest-shaped: an attribute that
     unrelated customers share needs ``min_shared_accounts`` harvesting accounts, a card four."""
@@ -473,7 +524,7 @@ def test_one_harvest_shaped_request_on_a_client_set_up_others_share_links_nobody
         index.observe(AttributeObservation("setup:browser", f"user{n}", T0 + 20 + n, 5, 5, 0, T0))
     links = index.observe(AttributeObservation("setup:browser", "person", T0 + 100, 1, 1, 1, T0 + 100))
     links += index.observe(AttributeObservation("setup:browser", "person", T0 + 101, 2, 2, 1, T0 + 100))
-    assert [link for link in links if link.account_id == "person"] == []
+    assert [link for link in links if link.account_id == "person" and not link.tie] == []
 
 
 def mixed_client_campaign(linker: CampaignLinker, client: str = "tls:browser-build") -> str:
