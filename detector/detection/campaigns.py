@@ -37,7 +37,7 @@ ATTRIBUTE_KINDS = ("payment", "network", "tls", "setup", "cohort", "pivot", "use
 """Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48, ``setup`` the
 client's whole request set-up (user agent, TLS fingerprint, ``max_tokens``, temperature, system
 prompt), ``cohort`` the hour and channel the account was created in, ``pivot`` a newly released
-model the account sends to (a launch-day crowd shares it too, and links nobody: it converses)."""
+model the account sends to (listed in alerts only: see :data:`CONTEXT_KINDS`)."""
 STRONG_KINDS = frozenset({"payment", "network", "pair"})
 """Attributes that unrelated operators rarely share (see :class:`CampaignBook`); a ``pair`` is two
 weak attributes of different kinds held together (:func:`paired`), far more specific than either."""
@@ -46,12 +46,16 @@ PASTED_KINDS = frozenset({"template"})
 the same public prompt as an operator (the evidence is its being paired with something else)."""
 _SPECIFIC_KINDS = frozenset({"payment", "network"})
 """Kinds one customer rarely shares with another: a few harvesting accounts on one are enough."""
-PAIRED_KINDS = ("setup", "tls", "cohort", "pivot", "template")
+PAIRED_KINDS = ("setup", "tls", "cohort", "template")
 """Weak kinds whose values are also reported in pairs: an operator's accounts share a client
-set-up *and* a creation hour, or a template *and* a new model; a popular SDK's users and a
-sign-up hour's crowd share one of them with the operator, seldom two."""
-CONTEXT_KINDS = frozenset({"user_agent"})
-"""Attributes anyone can copy (an SDK's default user agent): listed in alerts, never used to join."""
+set-up *and* a creation hour, or a template *and* a client; a popular SDK's users and a sign-up
+hour's crowd share one of them with the operator, seldom two."""
+CONTEXT_KINDS = frozenset({"user_agent", "pivot"})
+"""Attributes anyone can copy (an SDK's default user agent) or that crowds share with operators (a newly
+released model): listed in alerts, never used to join. A launch-day crowd moves to a new model with the
+campaign that pivots to it, on the same popular clients, and some of its people ask for long answers:
+paired with a client, or beside one, the model joined them (eval seeds 5236 and 5284-5287, eight
+customers; the blocks 5230-5289 are therefore not fresh for this choice)."""
 _ALARM_KINDS_SKIPPED = STRONG_KINDS | CONTEXT_KINDS
 """Kinds through which an account turning alarming is no news: a strong link joined it already, and a
 user agent joins no one."""
@@ -193,9 +197,7 @@ TIE_KINDS = {
     "template": "template",
 }
 """What kind of tie a linking attribute makes for an account that has not harvested yet; a TLS
-fingerprint and a client set-up are one client. Pairs make none: their parts do. A new model makes
-none: a launch-day crowd moves to it with the campaign, on the same popular clients (tuning seed
-1009: two customers tied by client and new model)."""
+fingerprint and a client set-up are one client. Pairs make none: their parts do."""
 ORDINARY_ODDS = 20.0
 """An account whose own requests are this many times likelier as ordinary traffic than as its
 attribute's is not tied to it (see :meth:`AttributeIndex._ordinary`)."""

@@ -484,6 +484,21 @@ def test_an_account_tied_to_a_campaign_while_its_alert_is_held_is_listed_in_its_
     assert linker.book.campaign_of["newcomer"] == sent.campaign_id
 
 
+def test_a_launch_day_customer_on_the_new_model_and_client_a_pivoting_campaign_uses_is_not_joined():
+    """A campaign moves to a newly released model on a popular SDK; a launch-day crowd moves with it, on
+    the same SDK, and one of its people asks for two long answers in eight requests. The new model is
+    listed in the campaign's alert, but neither it nor its pair with the client joins anyone."""
+    linker = CampaignLinker()
+    for n in range(40):  # the SDK's everyday users
+        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=6, harvest_like=0)
+    shared = ["tls:popular-sdk", "pivot:new-model"]
+    for n in range(30):
+        report(linker, f"a{n}", paired([f"payment:p{n // 10}", *shared]), T0 + n, checked=8, harvest_like=6)
+    assert firing(linker.expire(T0 + 30 + HOLD)[0])
+    report(linker, "early-adopter", paired(["payment:own", *shared]), T0 + HOUR, checked=8, harvest_like=2)
+    assert "early-adopter" not in linker.book.campaign_of
+
+
 def test_a_template_four_eval_pipelines_share_links_nobody_while_four_accounts_on_one_card_do():
     """Eval pipelines of one team run the same suite and start harvest-shaped: an attribute that
     unrelated customers share needs ``min_shared_accounts`` harvesting accounts, a card four."""
