@@ -902,8 +902,8 @@ class CampaignBook:
         takes hours to show harvesting of its own (eval seed 5192: 118 members of a campaign paged at
         2.4 h were still unlisted at 6 h; 105 of them shared its custom client and one of its proxy
         ranges). A customer shares one such attribute with an operator (a campus NAT, a company card, a
-        sign-up hour), seldom two, and each must link mostly this campaign's accounts; one whose own
-        requests already read as ordinary is not tied (:meth:`AttributeIndex._ordinary`).
+        sign-up hour), seldom two, and each must link this campaign's accounts and no other campaign's;
+        one whose own requests already read as ordinary is not tied (:meth:`AttributeIndex._ordinary`).
         """
         attribute = link.attribute
         if attribute in self.campaign_of:
