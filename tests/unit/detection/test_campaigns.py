@@ -587,6 +587,19 @@ def test_accounts_paging_on_their_own_through_one_linking_client_found_a_campaig
     assert not any(f"quiet{n}" in linker.book.campaign_of for n in range(8))
 
 
+def test_a_campaign_founded_through_a_client_keeps_its_members_when_the_client_turns_exclusive():
+    """Accounts paging on their own found a campaign through a client; the client then turns exclusive,
+    and the next account it links starts a campaign of its own, under another id: it used to take the
+    same id, replace the first campaign and leave its members in no alert."""
+    book = CampaignBook()
+    for n in range(3):
+        book.observe(Link("tls:custom", f"loud{n}", T0 + n, 10, 5, alarming=True, again=True))
+    book.observe(Link("tls:custom", "next", T0 + 60, 10, 5, exclusive=True))
+    for account in ["loud0", "loud1", "loud2", "next"]:
+        assert account in book.campaigns[book.campaign_of[account]].members
+    assert book.campaign_of["next"] != book.campaign_of["loud0"]
+
+
 def test_an_account_paging_on_its_own_on_a_client_two_campaigns_share_pages_alone():
     """Which of two campaigns it belongs to is not known: it is paged on its own evidence."""
     linker = CampaignLinker()
