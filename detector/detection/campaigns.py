@@ -386,19 +386,23 @@ class AttributeIndex:
         >>> index._harvests(card, 12, 3, True), index._harvests(card, 12, 1, False), index._harvests(card, 3, 0, True)
         (True, False, False)
         """
-        if harvest_like < (1 if state.exclusive or specific else 2) or not state.checked:
-            return False
-        ordinary = self.policy.ordinary_harvest_rate
-        group = min(state.harvest_like / state.checked, MOST_LIKE_A_GROUP)
-        if group <= ordinary:
+        if harvest_like < (1 if state.exclusive or specific else 2):
             return False
         harvesters = state.harvesting_accounts
-        evidence = (
-            harvest_like * math.log(group / ordinary)
-            + (checked - harvest_like) * math.log((1.0 - group) / (1.0 - ordinary))
-            + math.log((harvesters + 1) / (len(state.members) - harvesters + 1))
+        prior = math.log((harvesters + 1) / (len(state.members) - harvesters + 1))
+        return self._own_evidence(state, checked, harvest_like) + prior >= 0.0
+
+    def _own_evidence(self, state: _AttributeState, checked: int, harvest_like: int) -> float:
+        """The log-likelihood ratio of an account's own requests: its harvest-shaped and other requests
+        under the share the attribute's traffic shows, against ``ordinary_harvest_rate``; minus
+        infinity when the attribute's traffic is no more harvest-shaped than ordinary traffic."""
+        ordinary = self.policy.ordinary_harvest_rate
+        group = min(state.harvest_like / state.checked, MOST_LIKE_A_GROUP) if state.checked else 0.0
+        if group <= ordinary:
+            return -math.inf
+        return harvest_like * math.log(group / ordinary) + (checked - harvest_like) * math.log(
+            (1.0 - group) / (1.0 - ordinary)
         )
-        return evidence >= 0.0
 
     def _ordinary(self, state: _AttributeState, checked: int, harvest_like: int) -> bool:
         """Whether an account's own requests already read as ordinary use rather than as the attribute's
@@ -411,16 +415,7 @@ class AttributeIndex:
         >>> index._ordinary(proxy, 3, 0), index._ordinary(proxy, 10, 0), index._ordinary(proxy, 10, 2)
         (False, True, False)
         """
-        if not state.checked:
-            return False
-        ordinary = self.policy.ordinary_harvest_rate
-        group = min(state.harvest_like / state.checked, MOST_LIKE_A_GROUP)
-        if group <= ordinary:
-            return True
-        evidence = harvest_like * math.log(group / ordinary) + (checked - harvest_like) * math.log(
-            (1.0 - group) / (1.0 - ordinary)
-        )
-        return evidence < -math.log(ORDINARY_ODDS)
+        return self._own_evidence(state, checked, harvest_like) < -math.log(ORDINARY_ODDS)
 
     def observe(self, observation: AttributeObservation) -> list[Link]:
         """Fold one observation in; the links it creates (many at once when an attribute turns)."""
@@ -1243,23 +1238,25 @@ def _shared_attributes(campaign: Campaign) -> list[dict]:
 
 def _joined_through(joined: dict[str, str], cap: int) -> list[dict]:
     """Members tied to the campaign by one weak attribute and their own traffic, by attribute."""
-    by_attribute: dict[str, list[str]] = {}
-    for account, attribute in joined.items():
-        by_attribute.setdefault(attribute, []).append(account)
     return [
-        {"attribute": kind_of(key), "value_hash": key.partition(":")[2], "account_ids": sorted(accounts)[:cap]}
-        for key, accounts in sorted(by_attribute.items(), key=lambda item: (-len(item[1]), item[0]))
+        {"attribute": kind_of(key), "value_hash": key.partition(":")[2], "account_ids": accounts}
+        for key, accounts in _grouped(joined, cap)
     ]
 
 
 def _joined_on_ties(joined: dict[str, str], cap: int) -> list[dict]:
     """Members joined on their ties alone (see :meth:`CampaignBook._tie`), by the kinds they share."""
-    by_ties: dict[str, list[str]] = {}
-    for account, ties in joined.items():
-        by_ties.setdefault(ties, []).append(account)
+    return [{"ties": ties, "account_ids": accounts} for ties, accounts in _grouped(joined, cap)]
+
+
+def _grouped(joined: dict[str, str], cap: int) -> list[tuple[str, list[str]]]:
+    """Accounts grouped by what they joined on, the largest group first, each sorted and capped."""
+    groups: dict[str, list[str]] = {}
+    for account, value in joined.items():
+        groups.setdefault(value, []).append(account)
     return [
-        {"ties": ties, "account_ids": sorted(accounts)[:cap]}
-        for ties, accounts in sorted(by_ties.items(), key=lambda item: (-len(item[1]), item[0]))
+        (value, sorted(accounts)[:cap])
+        for value, accounts in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
     ]
 
 
