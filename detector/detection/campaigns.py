@@ -57,8 +57,8 @@ campaign that pivots to it, on the same popular clients, and some of its people 
 paired with a client, or beside one, the model joined them (eval seeds 5236 and 5284-5287, eight
 customers; the blocks 5230-5289 are therefore not fresh for this choice)."""
 _ALARM_KINDS_SKIPPED = STRONG_KINDS | CONTEXT_KINDS
-"""Kinds through which an account turning alarming is no news: a strong link joined it already, and a
-user agent joins no one."""
+"""Kinds through which an account that they do not link turning alarming is no news: it shares a card
+or a network with others that do not harvest, and a user agent joins no one."""
 CLIENT_KINDS = frozenset({"tls", "setup"})
 """Weak attributes that come with an operator's client build, unlike a template anyone can paste:
 one that only an alerting campaign's harvesters use is that campaign's (see :class:`CampaignBook`)."""
@@ -92,8 +92,16 @@ class CampaignPolicy:
     ordinary_harvest_rate: float = 0.05
     """Share of harvest-shaped requests in ordinary traffic, against which an account on a linking
     attribute is judged (:meth:`AttributeIndex._harvests`): people's chats reach a few in a hundred."""
-    min_campaign_accounts: int = 3
-    """A component alerts from this many member accounts."""
+    min_campaign_accounts: int = 6
+    """A component alerts from this many member accounts, or from ``min_paging_campaign_accounts``
+    once one of its members pages on its own risk. Three to five people behind a campus NAT or on a
+    company card, each with a long question or two, share a card or a network as an operator's small
+    card group does, and a few requests each cannot tell them apart (eval seeds 5197, 5232, 5267,
+    5293, 5308, 5382, 5903: three to five such people paged as one campaign in each). An operator's
+    fragment grows, joins the rest of its campaign, or harvests until one of its accounts pages."""
+    min_paging_campaign_accounts: int = 3
+    """A component with a member paging on its own risk alerts from this many accounts: they are paged
+    together, through the campaign's alert, rather than one by one."""
     campaign_alert_hold_minutes: float = 20.0
     """A new campaign waits this long (event time) before its first alert: fragments of one operator
     (accounts on different cards that a client set-up or a creation hour joins a little later) merge
@@ -466,10 +474,10 @@ class AttributeIndex:
         )
         links = []
         # an account whose own risk just reached warning is news for the campaign book (_join_alarming)
-        turned_alarming = (
-            observation.alarming and not (previous is not None and previous[4]) and kind not in _ALARM_KINDS_SKIPPED
-        )
-        alarm_again = turned_alarming and account in state.linked
+        newly_alarming = observation.alarming and not (previous is not None and previous[4])
+        turned_alarming = newly_alarming and kind not in _ALARM_KINDS_SKIPPED
+        # through any attribute that linked it: a small campaign waits for its members' paging to alert
+        alarm_again = newly_alarming and account in state.linked
         if state.linking:
             if state.linking_since is None:
                 state.linking_since = observation.timestamp
@@ -600,8 +608,12 @@ class Campaign:
     joined_on_ties: dict[str, str] = field(default_factory=dict)
     """account → the kinds of tie it joined on (``client+network``), for members that have not
     harvested through any attribute yet."""
+    paging: bool = False
+    """One of its members pages on its own risk (its link said so, or its news came while the campaign
+    waited to alert): from ``CampaignPolicy.min_paging_campaign_accounts`` members it may alert."""
     qualified_at: float | None = None
-    """When it first had ``min_campaign_accounts`` members; it alerts ``campaign_alert_hold_minutes`` later."""
+    """When it first had ``min_paging_campaign_accounts`` members; it alerts ``campaign_alert_hold_minutes``
+    later at the earliest."""
     alerted_size: int = 0
     alerted_at: float = 0.0
     sequence: int = 0
@@ -712,10 +724,17 @@ class CampaignBook:
         kind = kind_of(link.attribute)
         if link.tie:  # news only while the account is in no campaign
             campaign = None if link.account_id in self.campaign_of else self._tie(link, memberships)
-        elif link.again:  # an account linked before now pages on its own: news only while it is in no campaign
-            if link.account_id in self.campaign_of:
+        elif link.again:  # an account linked before now pages on its own
+            current = self.campaign_of.get(link.account_id)
+            if current is not None:  # news only for a campaign still waiting to alert
+                campaign = self.campaigns.get(current)
+                if campaign is None or campaign.open:
+                    return alerts, memberships
+                campaign.paging = True
+            elif kind in STRONG_KINDS:  # it left the campaign that the card or network joined it to
                 return alerts, memberships
-            campaign = self._join_alarming(link, memberships)
+            else:
+                campaign = self._join_alarming(link, memberships)
         elif kind in CONTEXT_KINDS:
             campaign = self.campaigns.get(self.campaign_of.get(link.account_id, ""))
             if campaign is None:
@@ -847,7 +866,7 @@ class CampaignBook:
         alone = sorted(account for account in waiting if account not in self.campaign_of)
         if linked:
             campaign = self.campaigns[linked.pop()]
-        elif len(alone) >= self.policy.min_campaign_accounts:
+        elif len(alone) >= self.policy.min_paging_campaign_accounts:
             campaign = self._found(attribute, link.timestamp)
             if pasted:
                 self._alarm_campaigns[attribute] = campaign.campaign_id
@@ -999,6 +1018,7 @@ class CampaignBook:
         if not link.tie:  # it harvests through one of the campaign's attributes now
             campaign.joined_on_ties.pop(link.account_id, None)
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
+        campaign.paging = campaign.paging or link.alarming
 
     def _merge(
         self, first_id: str, second_id: str, memberships: list[Membership], alerts: list[Alert], now: float
@@ -1024,6 +1044,7 @@ class CampaignBook:
         survivor.joined_on_ties.update(absorbed.joined_on_ties)
         for account, tied in absorbed.ties.items():
             survivor.ties[account] = sorted(set(survivor.ties.get(account, ())) | set(tied))
+        survivor.paging = survivor.paging or absorbed.paging
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
         if absorbed.qualified_at is not None:
             survivor.qualified_at = min(survivor.qualified_at or absorbed.qualified_at, absorbed.qualified_at)
@@ -1049,11 +1070,14 @@ class CampaignBook:
         ``min_resend_minutes`` of event time). Membership is published only for alerting campaigns:
         automation acts on what on-call was paged for."""
         size = len(campaign.members)
-        if size < self.policy.min_campaign_accounts:
+        if size < self.policy.min_paging_campaign_accounts:
             return []
         if campaign.qualified_at is None:
             campaign.qualified_at = now
-        if not campaign.open and now - campaign.qualified_at < self.policy.campaign_alert_hold_minutes * 60.0:
+        if not campaign.open and (
+            now - campaign.qualified_at < self.policy.campaign_alert_hold_minutes * 60.0
+            or (size < self.policy.min_campaign_accounts and not campaign.paging)
+        ):
             return []
         if campaign.open:
             if size <= campaign.alerted_size or (

@@ -116,7 +116,7 @@ def _row(scenario: Scenario, truth: dict, figures: dict, seconds: float) -> dict
             continue  # no member sent anything in the window
         labeled = truth["campaigns"][campaign_id]
         # a member is listed once a paging alert names it: its campaign's, or its own while it is in none
-        # (a campaign alert needs min_campaign_accounts members; an operator of two accounts is paged per account)
+        # (a campaign alert needs 3 members or more; an operator of two accounts is paged per account)
         coverage = found["flagged_6h"]
         campaigns.append(
             {

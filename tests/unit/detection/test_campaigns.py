@@ -332,11 +332,34 @@ def test_a_small_campaign_is_paged_one_hold_after_it_formed_before_its_members_a
     alert must come first, or each of them is paged on its own before it."""
     linker = CampaignLinker()
     for n in range(4):
-        report(linker, f"a{n}", ["payment:p1"], T0)
+        report(linker, f"a{n}", ["payment:p1"], T0, alarming=True)
     assert not firing(linker.expire(T0 + HOLD - 60)[0])
     [sent] = firing(linker.expire(T0 + HOLD)[0])
     assert sent.extra["account_count"] == 4
     assert DetectionPolicy().account_alert_hold_minutes * 60 > HOLD
+
+
+def test_a_few_people_on_one_card_each_with_a_long_question_are_no_campaign_until_one_of_them_pages():
+    """Four students on a university card (or developers on a company card) each asked one long
+    question: shaped as an operator's small card group, but nothing pages them. When one account of
+    such a group pages on its own risk, the group is paged together, through its campaign."""
+    linker = CampaignLinker()
+    for n in range(4):
+        report(linker, f"s{n}", ["payment:p1", f"network:n{n}"], T0 + n, checked=1, harvest_like=1)
+    assert linker.book.campaigns  # linked, held
+    assert not firing(linker.expire(T0 + HOLD)[0] + linker.expire(T0 + 6 * HOUR)[0])
+    alerts, memberships = report(linker, "s2", ["payment:p1", "network:n2"], T0 + 6 * HOUR + 60, alarming=True)
+    [sent] = firing(alerts)
+    assert set(sent.account_ids) == {f"s{n}" for n in range(4)}
+    assert {m.account_id for m in memberships} == {f"s{n}" for n in range(4)}
+
+
+def test_six_harvesting_accounts_on_one_card_are_paged_as_a_campaign_though_none_pages_alone():
+    linker = CampaignLinker()
+    for n in range(6):
+        report(linker, f"a{n}", ["payment:p1"], T0 + n)
+    [sent] = firing(linker.expire(T0 + 5 + HOLD)[0])
+    assert sent.extra["account_count"] == 6
 
 
 def test_an_account_active_long_before_its_attribute_began_linking_is_not_linked_by_it():
@@ -397,10 +420,10 @@ def test_a_campaign_whose_members_all_left_resolves_when_it_goes_quiet():
     """Every member of an alerting campaign stopped harvesting and left it; a day later the campaign
     resolves like any quiet one (its risk was log10 of its size: 0 members raised an error)."""
     book = CampaignBook()
-    for n in range(4):
+    for n in range(6):
         book.observe(Link("payment:p1", f"a{n}", T0, 10, 10))
     assert firing(book.expire_idle(T0 + HOLD)[0])
-    for n in range(4):
+    for n in range(6):
         book.observe(Link("payment:p1", f"a{n}", T0 + HOLD + 60, 40, 10, harvesting=False))
     [resolved] = book.expire_idle(T0 + 30 * HOUR)[0]
     assert resolved.status == "resolved" and resolved.account_ids == ()
