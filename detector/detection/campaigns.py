@@ -193,6 +193,8 @@ class Link(NamedTuple):
     harvesting yet, nor ordinary use either (see :meth:`CampaignBook._tie`)."""
 
 
+MAX_UNHELD = 16
+"""Most weak attributes remembered per account in no campaign (see :meth:`CampaignBook._hold`)."""
 MOST_LIKE_A_GROUP = 0.95
 """Highest harvest-shaped share an attribute's traffic is taken to have when an account is judged
 against it: no group harvests in every request, and one ordinary request must not weigh infinitely."""
@@ -665,6 +667,11 @@ class CampaignBook:
         self._alarm_campaigns: dict[str, str] = {}
         """template, or client that links no one → the campaign that accounts paging on their own founded
         through it, theirs only (see :meth:`_join_alarming`)."""
+        self._early_ties: dict[str, dict[str, float]] = {}
+        """attribute that no campaign held yet → accounts tied through it (see :meth:`_tie`) → when."""
+        self._unheld: dict[str, list[str]] = {}
+        """account in no campaign → weak attributes it linked through that no campaign held then: the
+        campaign it joins later holds them too."""
         self._weak_seen: dict[str, float] = {}
         """weak attribute → its latest link: what :meth:`expire_idle` forgets after ``attribute_ttl_hours``."""
 
@@ -688,6 +695,8 @@ class CampaignBook:
             "alarming": {attribute: sorted(accounts) for attribute, accounts in self._alarming.items()},
             "alarm_campaigns": dict(self._alarm_campaigns),
             "weak_seen": dict(self._weak_seen),
+            "early_ties": {attribute: dict(accounts) for attribute, accounts in self._early_ties.items()},
+            "unheld": {account: list(attributes) for account, attributes in self._unheld.items()},
         }
 
     def restore(self, state: dict) -> None:
@@ -707,6 +716,8 @@ class CampaignBook:
         self._alarming = {attribute: set(accounts) for attribute, accounts in state.get("alarming", {}).items()}
         self._alarm_campaigns = dict(state.get("alarm_campaigns", {}))
         self._weak_seen = dict(state["weak_seen"])
+        self._early_ties = {attribute: dict(accounts) for attribute, accounts in state.get("early_ties", {}).items()}
+        self._unheld = {account: list(attributes) for account, attributes in state.get("unheld", {}).items()}
 
     def _current(self, campaign_id: str) -> str:
         """The campaign that ``campaign_id`` was merged into, if it was (through any number of merges)."""
@@ -803,6 +814,10 @@ class CampaignBook:
                 waiting = self._waiting.setdefault(link.attribute, set())
                 if len(waiting) < self.policy.attribute_member_cap:
                     waiting.add(link.account_id)
+                if not touched:
+                    unheld = self._unheld.setdefault(link.account_id, [])
+                    if link.attribute not in unheld and len(unheld) < MAX_UNHELD:
+                        unheld.append(link.attribute)
                 joined = self._claim(link, memberships)
             return joined
         for other in sorted(touched - {own}):  # sorted: string sets iterate in a per-process hash order
@@ -813,6 +828,8 @@ class CampaignBook:
         self._weak_campaigns[link.attribute] = {c for c in touched if c in self.campaigns} | {own}
         campaign = self.campaigns[own]
         self._add(campaign, link, memberships)
+        if link.attribute in self._early_ties:
+            self._tie_early(link.attribute, link.timestamp, memberships)
         if own not in touched:  # accounts that reached this attribute before any campaign did
             for candidate in sorted(members):
                 if candidate not in self.campaign_of:
@@ -924,6 +941,8 @@ class CampaignBook:
         ranges). A customer shares one such attribute with an operator (a campus NAT, a company card, a
         sign-up hour), seldom two, and each must link this campaign's accounts and no other campaign's;
         one whose own requests already read as ordinary is not tied (:meth:`AttributeIndex._ordinary`).
+        A tie through an attribute that no campaign holds yet is kept until one does (:meth:`_hold`):
+        a trickle account reports seldom, and its next report may come a day later.
         """
         attribute = link.attribute
         if attribute in self.campaign_of:
@@ -931,7 +950,12 @@ class CampaignBook:
         else:
             linked = {self._current(c) for c in self._weak_campaigns.get(attribute, ())}
         linked &= self.campaigns.keys()
-        if len(linked) != 1:
+        if not linked:
+            early = self._early_ties.setdefault(attribute, {})
+            if len(early) < self.policy.attribute_member_cap:
+                early[link.account_id] = link.timestamp
+            return None
+        if len(linked) > 1:
             return None
         campaign = self.campaigns[linked.pop()]
         kinds = campaign.ties.get(link.account_id)
@@ -947,6 +971,24 @@ class CampaignBook:
             return None
         self._join_tied(campaign, link, memberships)
         return campaign
+
+    def _tie_early(self, attribute: str, now: float, memberships: list[Membership]) -> None:
+        """Accounts tied through the attribute before a campaign held it are tied to it now."""
+        for account in sorted(self._early_ties.pop(attribute)):
+            if account not in self.campaign_of:
+                self._tie(Link(attribute, account, now, 0, 0, tie=True), memberships)
+
+    def _hold(self, campaign: Campaign, account: str, now: float, memberships: list[Membership]) -> None:
+        """The weak attributes that the account linked through while in no campaign, and that no campaign
+        held then, are the campaign's it joined: an operator's accounts link through their custom client
+        and creation hour hours before a pair or a card joins them, and no link through those comes again.
+        Eval seed 5431 (a trickle campaign of 51 aged accounts, each on its own card and network): 50 of
+        them were tied through the client while no campaign held it, and 18 were ever named; 42 now."""
+        for attribute in self._unheld.pop(account, ()):
+            self._weak_campaigns.setdefault(attribute, set()).add(campaign.campaign_id)
+            campaign.attributes[attribute] = campaign.attributes.get(attribute, 0) + 1
+            if attribute in self._early_ties:
+                self._tie_early(attribute, now, memberships)
 
     def _join_tied(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
         """The link's account joins the campaign on its ties (see :meth:`_tie`)."""
@@ -1019,6 +1061,8 @@ class CampaignBook:
             campaign.joined_on_ties.pop(link.account_id, None)
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
         campaign.paging = campaign.paging or link.alarming
+        if link.account_id in self._unheld:
+            self._hold(campaign, link.account_id, link.timestamp, memberships)
 
     def _merge(
         self, first_id: str, second_id: str, memberships: list[Membership], alerts: list[Alert], now: float
@@ -1155,6 +1199,16 @@ class CampaignBook:
         attribute_cutoff = now - self.policy.attribute_ttl_hours * 3600.0
         for attribute in [a for a, seen in self._weak_seen.items() if seen < attribute_cutoff]:
             self._forget_weak(attribute)
+        self._early_ties = {
+            attribute: accounts
+            for attribute, accounts in self._early_ties.items()
+            if max(accounts.values()) >= attribute_cutoff
+        }
+        self._unheld = {
+            account: kept
+            for account, attributes in self._unheld.items()
+            if account not in self.campaign_of and (kept := [a for a in attributes if a in self._weak_seen])
+        }
         self._pending = {
             account: live
             for account, campaigns in self._pending.items()

@@ -675,3 +675,38 @@ def test_new_accounts_paging_on_their_own_through_a_client_customers_share_are_p
     report(linker, "product", ["payment:p", "tls:popular-sdk"], T0 + 2 * HOUR, checked=8, harvest_like=7, alarming=True)
     assert not {"harvester", "product"} & set(linker.book.campaign_of)
     assert not any(f"user{n}" in linker.book.campaign_of for n in range(20))
+
+
+def test_an_account_tied_before_any_campaign_held_the_attributes_joins_the_campaign_that_takes_them():
+    """A trickle account of a low-and-slow operator reported its custom client and creation hour (one
+    request in three harvest-shaped) while they linked the operator's accounts but no campaign held
+    them yet; its next report may come a day later. The campaign that takes them names it when it alerts."""
+    linker = CampaignLinker()
+    weak = ["tls:c1", "cohort:h1"]
+    for n in range(7):
+        report(linker, f"o{n}", weak, T0 + n)
+    report(linker, "t", weak, T0 + 60, checked=3, harvest_like=1)  # eight accounts: both link from now
+    assert not linker.book.campaigns
+    for n in range(7):
+        report(linker, f"o{n}", ["payment:p1"], T0 + 120 + n)
+    report(linker, "o7", ["payment:p1", *weak], T0 + 200)
+    [sent] = firing(linker.expire(T0 + 120 + HOLD + 60)[0])
+    assert set(sent.account_ids) == {f"o{n}" for n in range(8)} | {"t"}
+    assert sent.extra["joined_on_shared_attributes"] == [{"ties": "client+cohort", "account_ids": ["t"]}]
+
+
+def test_weak_attributes_linked_before_any_campaign_are_held_by_the_campaign_their_accounts_join():
+    """An operator's accounts link through their custom client and creation hour while in no campaign;
+    a card joins them later, and no link through the client comes again. The campaign holds the client
+    and the hour all the same, and the trickle account tied through both before is named with it."""
+    linker = CampaignLinker()
+    weak = ["tls:c1", "cohort:h1"]
+    for n in range(7):
+        report(linker, f"o{n}", weak, T0 + n)
+    report(linker, "t", weak, T0 + 60, checked=3, harvest_like=1)
+    for n in range(7):
+        report(linker, f"o{n}", ["payment:p1"], T0 + 120 + n)
+    [sent] = firing(linker.expire(T0 + 120 + HOLD + 60)[0])
+    assert set(sent.account_ids) == {f"o{n}" for n in range(7)} | {"t"}
+    assert {item["attribute"] for item in sent.extra["shared_attributes"]} == {"payment", "tls", "cohort"}
+    assert sent.extra["joined_on_shared_attributes"] == [{"ties": "client+cohort", "account_ids": ["t"]}]
