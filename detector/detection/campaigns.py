@@ -828,8 +828,6 @@ class CampaignBook:
         self._weak_campaigns[link.attribute] = {c for c in touched if c in self.campaigns} | {own}
         campaign = self.campaigns[own]
         self._add(campaign, link, memberships)
-        if link.attribute in self._early_ties:
-            self._tie_early(link.attribute, link.timestamp, memberships)
         if own not in touched:  # accounts that reached this attribute before any campaign did
             for candidate in sorted(members):
                 if candidate not in self.campaign_of:
@@ -941,7 +939,7 @@ class CampaignBook:
         ranges). A customer shares one such attribute with an operator (a campus NAT, a company card, a
         sign-up hour), seldom two, and each must link this campaign's accounts and no other campaign's;
         one whose own requests already read as ordinary is not tied (:meth:`AttributeIndex._ordinary`).
-        A tie through an attribute that no campaign holds yet is kept until one does (:meth:`_hold`):
+        A tie through an attribute that no campaign holds yet is kept until one does (:meth:`_tie_early`):
         a trickle account reports seldom, and its next report may come a day later.
         """
         attribute = link.attribute
@@ -973,7 +971,11 @@ class CampaignBook:
         return campaign
 
     def _tie_early(self, attribute: str, now: float, memberships: list[Membership]) -> None:
-        """Accounts tied through the attribute before a campaign held it are tied to it now."""
+        """Accounts tied through the attribute before a campaign held it are tied to it, once one does
+        (a card or a network that turns linking reports its members' ties and links in one batch, ties
+        first for members listed first: before the links found its campaign)."""
+        if attribute not in self.campaign_of and attribute not in self._weak_campaigns:
+            return
         for account in sorted(self._early_ties.pop(attribute)):
             if account not in self.campaign_of:
                 self._tie(Link(attribute, account, now, 0, 0, tie=True), memberships)
@@ -1063,6 +1065,8 @@ class CampaignBook:
         campaign.paging = campaign.paging or link.alarming
         if link.account_id in self._unheld:
             self._hold(campaign, link.account_id, link.timestamp, memberships)
+        if link.attribute in self._early_ties:  # every path that gives an attribute a campaign comes here
+            self._tie_early(link.attribute, link.timestamp, memberships)
 
     def _merge(
         self, first_id: str, second_id: str, memberships: list[Membership], alerts: list[Alert], now: float

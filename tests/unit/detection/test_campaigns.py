@@ -710,3 +710,17 @@ def test_weak_attributes_linked_before_any_campaign_are_held_by_the_campaign_the
     assert set(sent.account_ids) == {f"o{n}" for n in range(7)} | {"t"}
     assert {item["attribute"] for item in sent.extra["shared_attributes"]} == {"payment", "tls", "cohort"}
     assert sent.extra["joined_on_shared_attributes"] == [{"ties": "client+cohort", "account_ids": ["t"]}]
+
+
+def test_an_account_tied_through_a_card_as_it_turned_linking_joins_the_campaign_the_card_founds():
+    """A card and a network turn linking with the report of their third and fourth harvesting account;
+    an operator's account listed before them, with one request of cover chat, is tied in the same batch,
+    before the links found the campaign. It is named with the campaign all the same."""
+    linker = CampaignLinker()
+    shared = ["payment:p1", "network:n1"]
+    report(linker, "t", shared, T0, checked=1, harvest_like=0)
+    for n in range(6):
+        report(linker, f"o{n}", shared, T0 + 1 + n)
+    [sent] = firing(linker.expire(T0 + 6 + HOLD)[0])
+    assert set(sent.account_ids) == {f"o{n}" for n in range(6)} | {"t"}
+    assert sent.extra["joined_on_shared_attributes"] == [{"ties": "network+payment", "account_ids": ["t"]}]
