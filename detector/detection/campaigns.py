@@ -186,8 +186,9 @@ class Link(NamedTuple):
     """Only the account's turning alarming is news: it was linked through the attribute before, or
     (``linking`` False) the attribute does not link it."""
     linking: bool = True
-    """False: an alarming fresh account's news through an attribute that did not link it (one that
-    carries mostly customers' traffic): it ties the account only to others alarming through it."""
+    """False: an alarming account's news through an attribute that did not link it (one that carries
+    mostly customers' traffic; any weak one for a new account, the creation hour for an old one): it
+    ties the account only to others alarming through it."""
     tie: bool = False
     """The account shares the linking attribute, but its own traffic has not shown the attribute's
     harvesting yet, nor ordinary use either (see :meth:`CampaignBook._tie`)."""
@@ -517,9 +518,10 @@ class AttributeIndex:
                     )
             if alarm_again:
                 links.append(_own_link(observation)._replace(exclusive=exclusive, alarming=True, again=True))
-        if turned_alarming and observation.fresh and account not in state.linked:
+        if turned_alarming and (observation.fresh or kind == "cohort") and account not in state.linked:
             # not linked through it (it carries mostly ordinary traffic): a new account paging on its own
-            # is still news for other new accounts paging through it
+            # is still news for other new accounts paging through it, and any account for others opened
+            # in its hour (old accounts bought in a batch wake up together: see CampaignBook._join_alarming)
             links.append(_own_link(observation)._replace(alarming=True, again=True, linking=False))
         # checked even when the attribute no longer links: an account linked early leaves once it stops harvesting
         if (
@@ -860,6 +862,11 @@ class CampaignBook:
         on per-account cards and networks shares nothing else. Old accounts are left out of that: an API
         product serving its own users touches warning now and then while its own alert is held, and
         grouped so it was paged (tuning seeds: benign 2 → 6; 5910-5939: 0 → 10, all API products).
+        Through a template too (tuning seeds: benign 1 → 6; 5910-5939: 4 → 13). But old accounts paging
+        through their creation hour are grouped: an operator's aged accounts, bought from one batch, wake
+        up together (fresh seed 5553: seven accounts on their own cards and networks and a browser paged
+        as six alerts, now three), while API products opened in one clock hour and paging together are
+        rare (no more benign accounts flagged on the tuning seeds, 5540-5569 or 5910-5939).
         Members joined so are tied as by a strong link: a card or a pair that links one of them later
         grows this campaign rather than starting another.
         """

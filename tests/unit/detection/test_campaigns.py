@@ -677,6 +677,24 @@ def test_new_accounts_paging_on_their_own_through_a_client_customers_share_are_p
     assert not any(f"user{n}" in linker.book.campaign_of for n in range(20))
 
 
+def test_old_accounts_paging_on_their_own_through_their_creation_hour_are_paged_together():
+    """Aged accounts bought from one batch, each on its own card and network, wake up together and page
+    on their own: through the hour they were opened in they are one alert, not one each (fresh seed
+    5553: six alerts for seven accounts). Old accounts paging through a popular client stay apart:
+    API products share one with each other, and their risk touches warning now and then."""
+    linker = CampaignLinker()
+    for n in range(20):
+        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+    for n in range(3):
+        assert "aged0" not in linker.book.campaign_of  # two are not yet a campaign
+        report(linker, f"aged{n}", [f"payment:a{n}", "cohort:batch", "tls:popular-sdk"], T0 + HOUR + n, alarming=True)
+    found = {linker.book.campaign_of.get(f"aged{n}") for n in range(3)}
+    assert len(found) == 1 and None not in found
+    for n in range(3):
+        report(linker, f"product{n}", [f"payment:p{n}", f"cohort:h{n}", "tls:popular-sdk"], T0 + HOUR, alarming=True)
+    assert not any(f"product{n}" in linker.book.campaign_of for n in range(3))
+
+
 def test_an_account_tied_before_any_campaign_held_the_attributes_joins_the_campaign_that_takes_them():
     """A trickle account of a low-and-slow operator reported its custom client and creation hour (one
     request in three harvest-shaped) while they linked the operator's accounts but no campaign held
