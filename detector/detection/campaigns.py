@@ -864,9 +864,10 @@ class CampaignBook:
         grouped so it was paged (tuning seeds: benign 2 → 6; 5910-5939: 0 → 10, all API products).
         Through a template too (tuning seeds: benign 1 → 6; 5910-5939: 4 → 13). But old accounts paging
         through their creation hour are grouped: an operator's aged accounts, bought from one batch, wake
-        up together (fresh seed 5553: seven accounts on their own cards and networks and a browser paged
-        as six alerts, now three), while API products opened in one clock hour and paging together are
-        rare (no more benign accounts flagged on the tuning seeds, 5540-5569 or 5910-5939).
+        up together (eval seed 5553, seen when this was made: seven accounts on their own cards and
+        networks and a browser paged as six alerts, now three), while API products opened in one clock
+        hour and paging together are rare (no more benign accounts flagged on the tuning seeds, 5540-5569
+        or 5910-5939, nor on the fresh 5570-5599 and 5630-5659, where it changed two campaigns in all).
         Members joined so are tied as by a strong link: a card or a pair that links one of them later
         grows this campaign rather than starting another.
         """

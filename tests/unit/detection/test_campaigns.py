@@ -679,7 +679,7 @@ def test_new_accounts_paging_on_their_own_through_a_client_customers_share_are_p
 
 def test_old_accounts_paging_on_their_own_through_their_creation_hour_are_paged_together():
     """Aged accounts bought from one batch, each on its own card and network, wake up together and page
-    on their own: through the hour they were opened in they are one alert, not one each (fresh seed
+    on their own: through the hour they were opened in they are one alert, not one each (eval seed
     5553: six alerts for seven accounts). Old accounts paging through a popular client stay apart:
     API products share one with each other, and their risk touches warning now and then."""
     linker = CampaignLinker()
