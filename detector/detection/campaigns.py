@@ -632,6 +632,12 @@ class Membership(NamedTuple):
     since: float
 
 
+def _alarm_times(accounts: dict[str, float] | list[str], seen: float) -> dict[str, float]:
+    """Accounts paging through an attribute → when they first did, from a snapshot; one taken before
+    the times were kept lists the accounts only, taken to have paged when the attribute was last seen."""
+    return dict(accounts) if isinstance(accounts, dict) else dict.fromkeys(accounts, seen)
+
+
 class CampaignBook:
     """Stage 3: links joined into campaigns; campaign alerts and membership updates.
 
@@ -664,8 +670,9 @@ class CampaignBook:
         """Client attributes exclusive to harvesters, as their latest link said."""
         self._waiting: dict[str, set[str]] = {}
         """client attribute → accounts that linked through it while in no campaign."""
-        self._alarming: dict[str, set[str]] = {}
-        """weak attribute → accounts paging on their own risk that linked through it while in no campaign."""
+        self._alarming: dict[str, dict[str, float]] = {}
+        """weak attribute → accounts paging on their own risk that linked through it while in no campaign
+        → when they first did (their own alerts are held from about then)."""
         self._alarm_campaigns: dict[str, str] = {}
         """template, or client that links no one → the campaign that accounts paging on their own founded
         through it, theirs only (see :meth:`_join_alarming`)."""
@@ -694,7 +701,7 @@ class CampaignBook:
             "bridges": [[sorted(pair), sorted(kinds)] for pair, kinds in self._bridges.items()],
             "exclusive": sorted(self._exclusive),
             "waiting": {attribute: sorted(accounts) for attribute, accounts in self._waiting.items()},
-            "alarming": {attribute: sorted(accounts) for attribute, accounts in self._alarming.items()},
+            "alarming": {attribute: dict(accounts) for attribute, accounts in self._alarming.items()},
             "alarm_campaigns": dict(self._alarm_campaigns),
             "weak_seen": dict(self._weak_seen),
             "early_ties": {attribute: dict(accounts) for attribute, accounts in self._early_ties.items()},
@@ -715,9 +722,12 @@ class CampaignBook:
         self._bridges = {frozenset(pair): set(kinds) for pair, kinds in state["bridges"]}
         self._exclusive = set(state["exclusive"])
         self._waiting = {attribute: set(accounts) for attribute, accounts in state["waiting"].items()}
-        self._alarming = {attribute: set(accounts) for attribute, accounts in state.get("alarming", {}).items()}
-        self._alarm_campaigns = dict(state.get("alarm_campaigns", {}))
         self._weak_seen = dict(state["weak_seen"])
+        self._alarming = {
+            attribute: _alarm_times(accounts, self._weak_seen.get(attribute, 0.0))
+            for attribute, accounts in state.get("alarming", {}).items()
+        }
+        self._alarm_campaigns = dict(state.get("alarm_campaigns", {}))
         self._early_ties = {attribute: dict(accounts) for attribute, accounts in state.get("early_ties", {}).items()}
         self._unheld = {account: list(attributes) for account, attributes in state.get("unheld", {}).items()}
 
@@ -883,14 +893,16 @@ class CampaignBook:
         linked &= self.campaigns.keys()
         if len(linked) > 1:
             return None
-        waiting = self._alarming.setdefault(attribute, set())
+        waiting = self._alarming.setdefault(attribute, {})
         if len(waiting) < self.policy.attribute_member_cap:
-            waiting.add(link.account_id)
+            waiting.setdefault(link.account_id, link.timestamp)
         alone = sorted(account for account in waiting if account not in self.campaign_of)
         if linked:
             campaign = self.campaigns[linked.pop()]
         elif len(alone) >= self.policy.min_paging_campaign_accounts:
             campaign = self._found(attribute, link.timestamp)
+            # its hold counts from its first member's alarm, whose own alert is held about as long
+            campaign.qualified_at = min(waiting[account] for account in alone)
             if pasted:
                 self._alarm_campaigns[attribute] = campaign.campaign_id
             else:

@@ -677,6 +677,38 @@ def test_new_accounts_paging_on_their_own_through_a_client_customers_share_are_p
     assert not any(f"user{n}" in linker.book.campaign_of for n in range(20))
 
 
+def test_a_campaign_of_accounts_paging_on_their_own_alerts_before_the_first_of_them_pages_alone():
+    """A burst campaign's new accounts page on their own minutes apart, each one's alert held
+    (``account_alert_hold_minutes``) for its campaign to take it in. The campaign that three of them
+    found alerts once its hold has run from the first one's paging, not from its own founding, which
+    came too late: the first would page alone before it (eval seed 5633: 28 accounts, 9 alert keys; 5)."""
+    linker = CampaignLinker()
+    for n in range(20):
+        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+    paged = [T0 + HOUR, T0 + HOUR + 10 * 60, T0 + HOUR + 25 * 60]
+    alerts = []
+    for n, t in enumerate(paged):
+        alerts += report(linker, f"loud{n}", [f"payment:l{n}", "tls:popular-sdk"], t, alarming=True, fresh=True)[0]
+    [sent] = firing(alerts)
+    assert set(sent.account_ids) == {"loud0", "loud1", "loud2"}
+    assert paged[-1] < paged[0] + DetectionPolicy().account_alert_hold_minutes * 60  # loud0's own alert still held
+
+
+def test_accounts_paging_before_an_upgrade_still_found_their_campaign_from_an_older_snapshot():
+    """A snapshot taken before the campaign book kept when each account began paging lists the accounts
+    only: they count as paging since their attribute was last seen, and the third one still founds."""
+    linker = CampaignLinker()
+    for n in range(20):
+        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+    for n in range(2):
+        report(linker, f"loud{n}", [f"payment:l{n}", "tls:popular-sdk"], T0 + HOUR + n, alarming=True, fresh=True)
+    state = linker.book.snapshot()
+    state["alarming"] = {attribute: sorted(accounts) for attribute, accounts in state["alarming"].items()}
+    linker.book.restore(state)
+    report(linker, "loud2", ["payment:l2", "tls:popular-sdk"], T0 + HOUR + HOLD, alarming=True, fresh=True)
+    assert {linker.book.campaign_of.get(f"loud{n}") for n in range(3)} == {linker.book.campaign_of["loud2"]}
+
+
 def test_old_accounts_paging_on_their_own_through_their_creation_hour_are_paged_together():
     """Aged accounts bought from one batch, each on its own card and network, wake up together and page
     on their own: through the hour they were opened in they are one alert, not one each (eval seed
