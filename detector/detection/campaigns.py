@@ -129,7 +129,11 @@ class CampaignPolicy:
     """An attribute is *exclusive* to harvesters when this share of all accounts seen with it
     harvest: a NAT, an SDK or a common template carry ordinary users too and never are. A weak
     attribute that is exclusive, and shared by ``min_exclusive_accounts``, joins accounts outright."""
-    min_exclusive_accounts: int = 10
+    min_exclusive_accounts: int = 8
+    """As many as a weak attribute or a pair needs to link at all (``min_shared_accounts``): one that
+    only harvesters use is exclusive from the moment it links. At ten, pairs of one template and one
+    client shared by eight or nine accounts of a trickle campaign, each active for hours before, linked
+    none of them (eval seed 5656, seen; benign flagged unchanged on the tuning seeds and four seen blocks)."""
     established_hours: float = 6.0
     """An account active this long before a weak attribute began linking is not linked by it: an API
     product or a tutoring app that shares a popular template and client with an operator has a

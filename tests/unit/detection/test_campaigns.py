@@ -437,11 +437,25 @@ def test_a_pair_of_weak_attributes_links_accounts_that_neither_attribute_links_a
         report(linker, f"sdk-user{n}", paired(["setup:sdk", f"cohort:c{n}"]), T0 + n, checked=4, harvest_like=0)
         report(linker, f"sign-up{n}", paired([f"setup:s{n}", "cohort:h1"]), T0 + n, checked=4, harvest_like=0)
     operator = paired(["setup:sdk", "cohort:h1"])
-    for n in range(9):  # fewer than min_exclusive_accounts: the pair joins them as a strong kind would
+    for n in range(9):  # the pair joins them as a strong kind does, exclusive to them or not
         report(linker, f"op{n}", operator, T0 + 100 + n)
     [sent] = firing(linker.expire(T0 + 107 + HOLD)[0])  # formed with op7, at T0 + 107
     assert set(sent.account_ids) == {f"op{n}" for n in range(9)}
     assert [item["attribute"] for item in sent.extra["shared_attributes"]] == ["pair"]
+
+
+def test_a_pair_only_harvesters_use_links_accounts_active_for_hours_as_soon_as_it_links():
+    """A trickle campaign's accounts, each on its own card and network, send a few requests a day for
+    hours before eight of them share one pair of template and client. Those hours would mark them as
+    established (an API product's history), but a pair only harvesters use is exclusive from the eight
+    it takes to link, and accounts with few requests on it are the operator's (eval seed 5656: pairs of
+    eight or nine such accounts linked no one when exclusivity took ten)."""
+    linker = CampaignLinker()
+    for n in range(8):
+        early = T0 - 10 * HOUR
+        report(linker, f"slow{n}", [f"payment:s{n}", "pair:template+browser"], T0 + n, checked=3, first_seen=early)
+    [sent] = firing(linker.expire(T0 + 7 + HOLD)[0])
+    assert set(sent.account_ids) == {f"slow{n}" for n in range(8)}
 
 
 def test_an_account_with_no_harvest_shaped_request_is_never_linked_even_on_an_exclusive_attribute():
@@ -645,6 +659,7 @@ def test_accounts_paging_on_their_own_through_one_template_are_paged_together_an
     linker = CampaignLinker()
     for n in range(4):
         report(linker, f"user{n}", ["template:solve-completely"], T0, checked=4, harvest_like=0)
+    report(linker, "colleague", ["cohort:c1"], T0, checked=4, harvest_like=0)  # the hour is not the suites' alone
     for n in range(8):
         report(linker, f"suite{n}", [f"payment:s{n}", "template:solve-completely", "cohort:c1"], T0 + n)
     for n in range(3):
@@ -733,6 +748,7 @@ def test_an_account_tied_before_any_campaign_held_the_attributes_joins_the_campa
     them yet; its next report may come a day later. The campaign that takes them names it when it alerts."""
     linker = CampaignLinker()
     weak = ["tls:c1", "cohort:h1"]
+    report(linker, "customer", weak, T0 - 60, checked=4, harvest_like=0)  # neither is exclusive to harvesters
     for n in range(7):
         report(linker, f"o{n}", weak, T0 + n)
     report(linker, "t", weak, T0 + 60, checked=3, harvest_like=1)  # eight accounts: both link from now
@@ -751,6 +767,7 @@ def test_weak_attributes_linked_before_any_campaign_are_held_by_the_campaign_the
     and the hour all the same, and the trickle account tied through both before is named with it."""
     linker = CampaignLinker()
     weak = ["tls:c1", "cohort:h1"]
+    report(linker, "customer", weak, T0 - 60, checked=4, harvest_like=0)  # neither is exclusive to harvesters
     for n in range(7):
         report(linker, f"o{n}", weak, T0 + n)
     report(linker, "t", weak, T0 + 60, checked=3, harvest_like=1)
