@@ -68,9 +68,14 @@ one that only an alerting campaign's harvesters use is that campaign's (see :cla
 class CampaignPolicy:
     """Thresholds of linking and of campaign alerts."""
 
-    min_attribute_accounts: int = 4
-    """An attribute links nobody until this many harvesting accounts share it: two or three eval
-    pipelines of one team running the same suite share templates, and start as harvest-shaped."""
+    min_attribute_accounts: int = 3
+    """A network links nobody until this many harvesting accounts share it, and a campaign owns a
+    client only harvesters use from this many members (:meth:`CampaignBook._owner`). Three people
+    behind a small office's NAT, each with a long question, share a network as an operator's proxy
+    range does: they are linked, and their campaign waits for six members or one paging
+    (``min_campaign_accounts``). At four, a small operator's ranges of three accounts linked hours
+    later (tuning and four seen blocks: times to detect lower in 20-33 campaigns a block, higher in
+    3-5; benign accounts flagged unchanged)."""
     min_card_accounts: int = 3
     """The same for a payment instrument: an operator splits a small campaign over cards of two to ten
     accounts, and three harvesting accounts on one card, each paging on its own, are one operator."""

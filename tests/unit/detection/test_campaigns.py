@@ -125,6 +125,22 @@ def test_a_campaign_that_grew_in_a_last_burst_is_re_sent_at_a_later_sweep():
     assert [len(a.account_ids) for a in firing(alerts)] == [25, 40]
 
 
+def test_three_harvesting_accounts_alone_behind_one_network_are_one_campaign_that_waits_to_page():
+    """A small operator's proxy range carries three of its accounts, each on its own card: linked as
+    soon as the third harvests, into a campaign that pages only from six members or one paging on its
+    own (three people of a small office with a long question each look the same)."""
+    linker = CampaignLinker()
+    alerts = []
+    for n in range(3):
+        alerts += report(linker, f"p{n}", [f"payment:p{n}", "network:proxy"], T0 + n, checked=4, harvest_like=3)[0]
+    found = {linker.book.campaign_of.get(f"p{n}") for n in range(3)}
+    assert len(found) == 1 and None not in found
+    assert not firing(alerts + linker.expire(T0 + 2 + HOLD)[0])
+    paging = report(linker, "p0", ["payment:p0", "network:proxy"], T0 + HOUR, checked=8, harvest_like=7, alarming=True)
+    [sent] = firing(paging[0])
+    assert set(sent.account_ids) == {"p0", "p1", "p2"}
+
+
 def test_ordinary_accounts_behind_one_nat_never_link_even_if_a_few_harvest():
     linker = CampaignLinker()
     alerts = []
