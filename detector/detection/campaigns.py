@@ -625,8 +625,9 @@ class Campaign:
     """One of its members pages on its own risk (its link said so, or its news came while the campaign
     waited to alert): from ``CampaignPolicy.min_paging_campaign_accounts`` members it may alert."""
     qualified_at: float | None = None
-    """When it first had ``min_paging_campaign_accounts`` members; it alerts ``campaign_alert_hold_minutes``
-    later at the earliest."""
+    """When its hold began: when it first had ``min_paging_campaign_accounts`` members, or, for one that
+    accounts paging on their own founded, when the first of them paged (:meth:`CampaignBook._join_alarming`);
+    it alerts ``campaign_alert_hold_minutes`` later at the earliest."""
     alerted_size: int = 0
     alerted_at: float = 0.0
     sequence: int = 0

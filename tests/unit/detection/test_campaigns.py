@@ -72,6 +72,12 @@ def report(
     return alerts, memberships
 
 
+def popular_sdk_customers(linker: CampaignLinker) -> None:
+    """Twenty customers on a popular SDK's client, none harvesting: it carries mostly their traffic."""
+    for n in range(20):
+        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+
+
 def firing(alerts):
     return [a for a in alerts if a.type == CAMPAIGN_ALERT_TYPE and a.status == "firing"]
 
@@ -692,8 +698,7 @@ def test_new_accounts_paging_on_their_own_through_a_client_customers_share_are_p
     else shared) are one alert, not three; a harvesting account on it that does not page stays out,
     and so does an old account paging on its own (an API product whose risk touches warning)."""
     linker = CampaignLinker()
-    for n in range(20):
-        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+    popular_sdk_customers(linker)
     report(linker, "harvester", ["payment:h", "tls:popular-sdk"], T0 + 30)
     report(linker, "product", ["payment:p", "tls:popular-sdk"], T0 + 40, checked=6, harvest_like=5, alarming=True)
     assert not linker.index.attributes["tls:popular-sdk"].linking
@@ -714,8 +719,7 @@ def test_a_campaign_of_accounts_paging_on_their_own_alerts_before_the_first_of_t
     found alerts once its hold has run from the first one's paging, not from its own founding, which
     came too late: the first would page alone before it (eval seed 5633: 28 accounts, 9 alert keys; 5)."""
     linker = CampaignLinker()
-    for n in range(20):
-        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+    popular_sdk_customers(linker)
     paged = [T0 + HOUR, T0 + HOUR + 10 * 60, T0 + HOUR + 25 * 60]
     alerts = []
     for n, t in enumerate(paged):
@@ -729,8 +733,7 @@ def test_accounts_paging_before_an_upgrade_still_found_their_campaign_from_an_ol
     """A snapshot taken before the campaign book kept when each account began paging lists the accounts
     only: they count as paging since their attribute was last seen, and the third one still founds."""
     linker = CampaignLinker()
-    for n in range(20):
-        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+    popular_sdk_customers(linker)
     for n in range(2):
         report(linker, f"loud{n}", [f"payment:l{n}", "tls:popular-sdk"], T0 + HOUR + n, alarming=True, fresh=True)
     state = linker.book.snapshot()
@@ -746,8 +749,7 @@ def test_old_accounts_paging_on_their_own_through_their_creation_hour_are_paged_
     5553: six alerts for seven accounts). Old accounts paging through a popular client stay apart:
     API products share one with each other, and their risk touches warning now and then."""
     linker = CampaignLinker()
-    for n in range(20):
-        report(linker, f"user{n}", ["tls:popular-sdk"], T0 + n, checked=4, harvest_like=0)
+    popular_sdk_customers(linker)
     for n in range(3):
         assert "aged0" not in linker.book.campaign_of  # two are not yet a campaign
         report(linker, f"aged{n}", [f"payment:a{n}", "cohort:batch", "tls:popular-sdk"], T0 + HOUR + n, alarming=True)
