@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detector.detection.campaigns import AttributeIndex, CampaignPolicy
+from detector.detection.campaigns import AttributeIndex
 from detector.detection.core import Detector
-from detector.detection.policy import DetectionPolicy
+from detector.detection.policy import CampaignPolicy, DetectionPolicy
 from detector.detection.stages import CampaignStages, ChainedStages
 from tests.unit.detection.test_cardinality import flood, observation, rss_mib
 

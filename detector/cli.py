@@ -82,9 +82,16 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(duration=args.duration, seed=args.seed, rate=args.rate)
 
 
-def _eval(args: argparse.Namespace) -> int:
+def _policy(args: argparse.Namespace):
+    """``--policy FILE`` if given, else the worker's (``DETECTOR_POLICY_FILE`` or the defaults)."""
+    from detector.detection.policy import DetectionPolicy
     from detector.stream.config import Settings
 
+    return DetectionPolicy.from_file(args.policy) if args.policy else Settings.from_env().policy()
+
+
+def _eval(args: argparse.Namespace) -> int:
+    policy = _policy(args)
     if args.sweep:
         from detector.sim.scenario import parse_tactic_flags
         from detector.sim.sweep import SweepPlan, run_sweep
@@ -98,15 +105,35 @@ def _eval(args: argparse.Namespace) -> int:
             force=parse_tactic_flags(args.hold_out),
             exclude=parse_tactic_flags(args.exclude),
         )
-        sweep = run_sweep(plan, jobs=args.jobs, report_dir=args.report, progress=sys.stderr)
+        sweep = run_sweep(plan, jobs=args.jobs, report_dir=args.report, progress=sys.stderr, policy=policy)
         print(sweep.text())
         return 0 if sweep.passed else 1
     if not (args.records and args.labels):
         raise DetectorError("eval: give RECORDS LABELS, or --sweep N")
     from detector.sim.evaluate import evaluate_files
 
-    report = evaluate_files(args.records, args.labels, args.report, policy=Settings.from_env().policy())
+    report = evaluate_files(args.records, args.labels, args.report, policy=policy)
     print(report.text())
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from detector.detection.policy import read_overrides
+    from detector.sim.scenario import TACTICS, parse_tactic_flags
+    from detector.sim.sweep import SweepPlan
+    from detector.sim.tuning import parse_grid, run_tuning, text
+
+    left_out = []
+    for dimension, values in parse_tactic_flags(args.leave_out).items():
+        for value in sorted(values):
+            if value not in TACTICS.get(dimension, ()):
+                raise DetectorError(f"tune: --leave-out {dimension}={value}: no such tactic; known: {TACTICS}")
+            left_out.append((dimension, value))
+    plan = SweepPlan(scenarios=args.sweep, seeds="tune", first_seed=args.first_seed, scale=args.scale, hours=args.hours)
+    base = read_overrides(args.policy, "tune: policy file") if args.policy else None
+    grid = parse_grid(read_overrides(args.grid, "tune: grid"))
+    choices = run_tuning(plan, grid, left_out, args.report, base=base, jobs=args.jobs)
+    print(text(choices))
     return 0
 
 
@@ -182,7 +209,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--scale", type=float, default=0.5, help="sweep scenario scale (accounts)")
     evaluate.add_argument("--hours", type=float, default=48.0, help="sweep scenario event-time hours")
+    evaluate.add_argument("--policy", help="policy JSON file (default: DETECTOR_POLICY_FILE, else the defaults)")
     evaluate.set_defaults(run=_eval)
+
+    tune = commands.add_parser(
+        "tune", help="choose thresholds on the tuning seeds, with every tactic and leaving each out in turn"
+    )
+    tune.add_argument("grid", help='JSON object: policy field (campaign ones as "campaigns.NAME") → values to try')
+    tune.add_argument("--sweep", type=int, default=30, metavar="N", help="tuning scenarios per candidate")
+    tune.add_argument("--first-seed", type=int, help="first tuning seed (default: the start of the tuning range)")
+    tune.add_argument("--jobs", type=int, help="scenarios run in parallel (default: the number of cores)")
+    tune.add_argument(
+        "--leave-out", action="append", metavar="DIM=VALUE", help="also choose without this tactic (repeatable)"
+    )
+    tune.add_argument("--policy", help="policy JSON file the candidates start from (default: the defaults)")
+    tune.add_argument("--scale", type=float, default=0.5, help="tuning scenario scale (accounts)")
+    tune.add_argument("--hours", type=float, default=48.0, help="tuning scenario event-time hours")
+    tune.add_argument("--report", default="reports/tune", help="folder for tune.txt, tune.json, the chosen policies")
+    tune.set_defaults(run=_tune)
     return parser
 
 

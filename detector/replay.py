@@ -174,7 +174,7 @@ def replay(
     started = time.perf_counter()
     bar = _progress_bar() if progress else None
     event_kwargs = {"source": alert_source, "runbook_url": runbook_url}
-    stage = DetectStage(detector, CampaignStages())
+    stage = DetectStage(detector, CampaignStages(detector.policy.campaigns))
     handle = stage.handle
     lines = accepted = 0  # counted in locals, not on the summary: this loop runs per record
     for number, line in enumerate(source, start=1):
@@ -371,7 +371,7 @@ def replay_sharded(
         connections.append(parent_end)
         processes.append(process)
     bar = _progress_bar() if progress else None
-    campaigns = CampaignStages()
+    campaigns = CampaignStages(policy.campaigns)
     with ExitStack() as stack:  # this process reads the input too, to route its lines
         stack.callback(gc.set_threshold, *gc.get_threshold())
         gc.set_threshold(*_MERGING_GC_THRESHOLDS)

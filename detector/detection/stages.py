@@ -37,7 +37,6 @@ from detector.detection.campaigns import (
     AttributeIndex,
     AttributeObservation,
     CampaignBook,
-    CampaignPolicy,
     Link,
     Membership,
     Sweeps,
@@ -45,6 +44,7 @@ from detector.detection.campaigns import (
 from detector.detection.core import Detector
 from detector.detection.hygiene import EventTimeGuard, SetAside
 from detector.detection.ordering import EventTimeMerger, Progress, SummaryKey, record_position
+from detector.detection.policy import CampaignPolicy
 from detector.detection.records import (
     Rejection,
     Request,
@@ -452,7 +452,7 @@ class ChainedStages:
 
     def __init__(self, detector: Detector | None = None, campaigns: CampaignStages | None = None):
         self.detector = detector if detector is not None else Detector()
-        self.campaigns = campaigns if campaigns is not None else CampaignStages()
+        self.campaigns = campaigns if campaigns is not None else CampaignStages(self.detector.policy.campaigns)
         self.guard = EventTimeGuard(self.detector.policy)
         self.set_aside: Counter = Counter()
         """Records the guard set aside, by reason."""

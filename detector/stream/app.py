@@ -499,7 +499,9 @@ def create_app(
     )
     app.pieces = WorkerPieces(
         detect=detect,
-        campaign=CampaignStep(OrderedCampaigns(settings.partitions), settings, sink, encode_alerts, pacer),
+        campaign=CampaignStep(
+            OrderedCampaigns(settings.partitions, detector.policy.campaigns), settings, sink, encode_alerts, pacer
+        ),
         snapshots=Snapshots(settings, detect, handover, metrics),
         handover=handover,
         profile_sender=profile_sender,

@@ -7,12 +7,11 @@ from detector.detection.campaigns import (
     AttributeIndex,
     AttributeObservation,
     CampaignBook,
-    CampaignPolicy,
     Link,
     Sweeps,
     paired,
 )
-from detector.detection.policy import DetectionPolicy
+from detector.detection.policy import CampaignPolicy, DetectionPolicy
 from detector.detection.stages import CampaignStages
 
 T0 = 1_772_409_600.0

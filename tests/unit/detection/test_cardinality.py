@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from detector.detection.campaigns import AttributeIndex, AttributeObservation, CampaignPolicy
+from detector.detection.campaigns import AttributeIndex, AttributeObservation
 from detector.detection.core import Detector
-from detector.detection.policy import DetectionPolicy
+from detector.detection.policy import CampaignPolicy, DetectionPolicy
 from detector.detection.records import Request
 from detector.detection.stages import CampaignStages, ChainedStages
 from tests.unit.detection.test_core import HOUR, T0, request

@@ -54,3 +54,24 @@ def test_policy_file_overrides_and_rejects_unknown_fields(tmp_path):
     bad.write_text('{"warning_rsk": 60}')
     with pytest.raises(ConfigError, match="unknown fields"):
         Settings.from_env({"DETECTOR_POLICY_FILE": str(bad)}).policy()
+
+
+def test_campaign_thresholds_in_the_policy_file_reach_the_campaign_stages(tmp_path):
+    """A platform team sets linking thresholds in the same file as scores; replay, eval and the worker use them."""
+    from detector.detection.core import Detector
+    from detector.detection.stages import ChainedStages, OrderedCampaigns
+
+    path = tmp_path / "policy.json"
+    path.write_text('{"warning_risk": 60, "campaigns": {"min_exclusive_accounts": 10, "min_card_accounts": 4}}')
+    policy = Settings.from_env({"DETECTOR_POLICY_FILE": str(path)}).policy()
+    assert policy.campaigns.min_exclusive_accounts == 10 and policy.campaigns.min_card_accounts == 4
+    assert policy.campaigns.min_shared_accounts == 8  # the rest keep their defaults
+    chained = ChainedStages(Detector(policy))
+    assert chained.campaigns.link.index.policy is policy.campaigns
+    assert OrderedCampaigns(4, policy.campaigns).stages.merge.book.policy is policy.campaigns
+    path.write_text('{"campaigns": {"min_exclusive": 10}}')
+    with pytest.raises(ConfigError, match=r"campaigns: unknown fields \['min_exclusive'\]"):
+        Settings.from_env({"DETECTOR_POLICY_FILE": str(path)}).policy()
+    path.write_text('{"campaigns": 10}')
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        Settings.from_env({"DETECTOR_POLICY_FILE": str(path)}).policy()

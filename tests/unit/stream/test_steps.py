@@ -9,9 +9,10 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, UpdatePacer
-from detector.detection.campaigns import AttributeObservation, CampaignPolicy, Membership
+from detector.detection.campaigns import AttributeObservation, Membership
 from detector.detection.core import Detector
 from detector.detection.ordering import Progress, SummaryKey, record_position
+from detector.detection.policy import CampaignPolicy
 from detector.detection.records import request_to_json
 from detector.detection.stages import DetectStage, OrderedCampaigns
 from detector.stream.config import Settings
