@@ -16,8 +16,9 @@ client with others); only their figures are left out of the score.
 A candidate's score, compared in this order (lower is better):
 
 1. scenarios whose benign false-positive rate is over the goal: a page about a customer costs most;
-2. goal failures among the campaigns scored: missed, over the alert keys goal, under the 6 h
-   listing goal (each counts once);
+2. goal failures among the campaigns scored: each campaign missed, over the alert keys goal or under
+   the 6 h listing goal (each counts once), and each scenario whose recall over them is under the
+   worst-scenario goal;
 3. attacker accounts flagged among those campaigns, pooled (more is better);
 4. the median time to detect among them (a missed campaign: never).
 
@@ -86,18 +87,25 @@ def candidates(grid: dict[str, list], base: dict[str, Any] | None = None) -> lis
 
 def score(rows: list[dict], left_out: tuple[str, str] | None, goals: Goals) -> dict:
     """A candidate's figures over its sweep's rows, leaving out campaigns with the ``(dimension, value)`` tactic."""
-    kept = [
-        campaign
+    kept_by_scenario = [
+        [
+            campaign
+            for campaign in row["campaigns"]
+            if left_out is None or left_out[1] not in campaign["tactics"][left_out[0]]
+        ]
         for row in rows
-        for campaign in row["campaigns"]
-        if left_out is None or left_out[1] not in campaign["tactics"][left_out[0]]
     ]
+    kept = [campaign for campaigns in kept_by_scenario for campaign in campaigns]
     benign_over = sum((row["benign_false_positive_rate"] or 0.0) > goals.benign_false_positive_rate for row in rows)
     failures = sum(
         (not campaign["detected"])
         + (campaign["alert_keys"] > goals.alert_keys_per_campaign)
         + (campaign["coverage_6h"] is not None and campaign["coverage_6h"] < goals.members_listed_within_6h)
         for campaign in kept
+    ) + sum(
+        sum(campaign["flagged"] for campaign in campaigns)
+        < goals.attacker_recall_worst * sum(campaign["accounts"] for campaign in campaigns)
+        for campaigns in kept_by_scenario
     )
     accounts = sum(campaign["accounts"] for campaign in kept)
     flagged = sum(campaign["flagged"] for campaign in kept)
@@ -105,7 +113,7 @@ def score(rows: list[dict], left_out: tuple[str, str] | None, goals: Goals) -> d
     return {
         "campaigns": len(kept),
         "benign_scenarios_over_goal": benign_over,
-        "campaign_goal_failures": failures,
+        "goal_failures": failures,
         "attackers_flagged": flagged,
         "attackers": accounts,
         "median_time_to_detect_hours": statistics.median(times) if times else None,
@@ -116,7 +124,7 @@ def _order(figures: dict) -> tuple:
     ttd = figures["median_time_to_detect_hours"]
     return (
         figures["benign_scenarios_over_goal"],
-        figures["campaign_goal_failures"],
+        figures["goal_failures"],
         -figures["attackers_flagged"],
         math.inf if ttd is None else ttd,
     )
@@ -145,17 +153,30 @@ def run_tuning(
 ) -> list[dict]:
     """Sweep every candidate over ``plan``, then choose for all tactics and for each left-out one.
 
-    Writes ``tune.json``, ``tune.txt`` and one ``policy-<left out>.json`` per choice into ``report_dir``
-    (each candidate's sweep in its own folder beside them)."""
+    Writes ``tune.json``, ``tune.txt`` and one ``policy-<left out>.json`` per choice into ``report_dir``,
+    each candidate's sweep in its own folder beside them: a candidate swept before over the same
+    scenarios is read back, not run again (a grid grown by one value costs one sweep)."""
     goals = Goals()
     folder = Path(report_dir)
     results = []
     for index, candidate in enumerate(candidates(grid, base)):
-        if progress is not None:
-            print(f"tune: candidate {index} ({candidate.name})", file=progress, flush=True)
-        policy = DetectionPolicy.with_overrides(candidate.overrides, f"tune candidate {candidate.name}")
-        sweep = run_sweep(plan, jobs=jobs, report_dir=folder / f"candidate-{index}", policy=policy, goals=goals)
-        results.append((candidate, sweep.rows))
+        done = folder / f"candidate-{index}"
+        asked = {
+            "candidate": candidate.name,
+            "overrides": candidate.overrides,
+            "seeds": plan.seed_list(),
+            "scale": plan.scale,
+            "hours": plan.hours,
+        }
+        if (done / "candidate.json").is_file() and orjson.loads((done / "candidate.json").read_bytes()) == asked:
+            rows = orjson.loads((done / "sweep.json").read_bytes())["scenarios"]  # the same sweep, run before
+        else:
+            if progress is not None:
+                print(f"tune: candidate {index} ({candidate.name})", file=progress, flush=True)
+            policy = DetectionPolicy.with_overrides(candidate.overrides, f"tune candidate {candidate.name}")
+            rows = run_sweep(plan, jobs=jobs, report_dir=done, policy=policy, goals=goals).rows
+            (done / "candidate.json").write_bytes(orjson.dumps(asked))
+        results.append((candidate, rows))
     choices = [choose(results, tactic, goals) for tactic in [None, *left_out]]
     folder.mkdir(parents=True, exist_ok=True)
     for choice in choices:
@@ -180,7 +201,7 @@ def text(choices: list[dict]) -> str:
             ttd = row["median_time_to_detect_hours"]
             lines.append(
                 f"  {row['candidate']:<40} {row['campaigns']:>5} {row['benign_scenarios_over_goal']:>11} "
-                f"{row['campaign_goal_failures']:>8} {row['attackers_flagged']:>7,}/{row['attackers']:<7,} "
+                f"{row['goal_failures']:>8} {row['attackers_flagged']:>7,}/{row['attackers']:<7,} "
                 f"{'never' if ttd is None or math.isinf(ttd) else f'{ttd:.2f}':>9}"
             )
     return "\n".join(lines[1:])

@@ -47,6 +47,15 @@ def test_a_tie_keeps_the_policy_in_use_and_failures_count_before_recall():
     assert choose(split, None, GOALS)["chosen"] == "warning_risk=50"
 
 
+def test_a_scenario_under_the_worst_recall_goal_counts_as_a_failure():
+    """Both flag 18 of 20 attackers; the one that leaves a scenario at 80 % loses."""
+    uneven = [{"benign_false_positive_rate": 0.0, "campaigns": [_campaign(flagged=flagged)]} for flagged in (10, 8)]
+    even = [{"benign_false_positive_rate": 0.0, "campaigns": [_campaign(flagged=9)]} for _ in range(2)]
+    choice = choose([(IN_USE, uneven), (OTHER, even)], None, GOALS)
+    assert choice["chosen"] == "warning_risk=50"
+    assert [row["goal_failures"] for row in choice["ranking"]] == [0, 1]
+
+
 def test_candidates_change_one_threshold_at_a_time_and_build_valid_policies():
     grid = parse_grid({"warning_risk": [50], "campaigns.min_card_accounts": [4, 5]})
     found = candidates(grid, base={"campaigns": {"min_shared_accounts": 10}})
@@ -73,3 +82,23 @@ def test_the_command_line_writes_one_chosen_policy_per_left_out_tactic(tmp_path,
     chosen = orjson.loads((tmp_path / "tune" / "policy-rate=trickle.json").read_bytes())
     DetectionPolicy.with_overrides(chosen)  # a policy file eval --policy accepts
     assert main(["tune", str(grid), "--leave-out", "rate=sluggish", "--report", str(tmp_path / "x")]) == 2
+
+
+def test_a_candidate_swept_before_over_the_same_scenarios_is_read_back(tmp_path, monkeypatch):
+    grid = tmp_path / "grid.json"
+    grid.write_text('{"campaigns.min_campaign_accounts": [5]}')
+    arguments = ["tune", str(grid), "--sweep", "1", "--jobs", "1", "--scale", "0.02", "--hours", "10",
+                 "--report", str(tmp_path / "tune")]  # fmt: skip
+    assert main(arguments) == 0
+    first = orjson.loads((tmp_path / "tune" / "tune.json").read_bytes())
+
+    def no_sweep(*args, **kwargs):
+        raise AssertionError("swept again")
+
+    monkeypatch.setattr("detector.sim.tuning.run_sweep", no_sweep)
+    assert main([*arguments, "--leave-out", "size=tens"]) == 0
+    again = orjson.loads((tmp_path / "tune" / "tune.json").read_bytes())
+    assert again["choices"][0] == first["choices"][0] and again["choices"][1]["left_out"] == "size=tens"
+    grid.write_text('{"campaigns.min_campaign_accounts": [4]}')  # another candidate: swept
+    with pytest.raises(AssertionError, match="swept again"):
+        main(arguments)
