@@ -6,8 +6,8 @@ topics keyed differently and replay runs in one process:
 
 1. **account summaries** (:func:`attribute_observations`, per account): now and then, an
    account reports the attributes of its traffic (payment fingerprint, client /24 or /48,
-   TLS fingerprint, user agent, reused template ends) with how many of its requests looked
-   like harvesting;
+   TLS fingerprint, user agent, reused template ends, the form of a harvest-shaped prompt) with
+   how many of its requests looked like harvesting;
 2. **attribute index** (:class:`AttributeIndex`, keyed by attribute): tracks which accounts
    share each attribute and links an account to it only when both the attribute's traffic
    *and* the account's own traffic look like harvesting. A university NAT, a popular SDK's

@@ -18,7 +18,7 @@ from detector.detection.features.activity import observe_activity
 from detector.detection.features.conversation import observe_turn
 from detector.detection.features.harvest import harvest_shaped
 from detector.detection.features.population import ModelCatalog, SeenPrompts
-from detector.detection.features.prompting import observe_prompt
+from detector.detection.features.prompting import observe_prompt, prompt_form
 from detector.detection.features.prompts import analyse_prompt
 from detector.detection.features.shares import fading_rate
 from detector.detection.features.tokens import observe_tokens
@@ -125,6 +125,9 @@ class Detector:
         self.started: float | None = None
         self.watermark = float("-inf")
         self.sweeps = Sweeps()
+        self._harvest_form = 0
+        """The form of the request being processed if it is harvest-shaped, else 0: the account's summary,
+        when one is due, reports it beside the account's reused templates."""
 
     def process(self, request, campaigns: CampaignStages | None = None, position: int | None = None) -> Processed:
         """Fold one validated request into its account's profile; all it produces.
@@ -158,6 +161,7 @@ class Detector:
             if campaigns is not None and timestamp >= campaigns.next_sweep:
                 memberships = self._fold(campaigns.handle((), timestamp), emitted, memberships)
         self.stats.requests += 1
+        self._harvest_form = 0
         profile = self._observe(request)
         if position is not None:
             profile.position = position
@@ -202,6 +206,8 @@ class Detector:
             for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts, strict=True)
             if count >= 2
         ]
+        if self._harvest_form and self._harvest_form not in templates:
+            templates.append(self._harvest_form)
         return [
             AttributeObservation(
                 key,
@@ -352,7 +358,7 @@ class Detector:
         else:
             repeated = asks = False
         profile.harvest_checked += 1
-        profile.harvest_like += harvest_shaped(
+        shaped = harvest_shaped(
             opening,
             repeated,
             request.input_tokens,
@@ -361,6 +367,9 @@ class Detector:
             asks,
             self.policy.long_answer_tokens,
         )
+        profile.harvest_like += shaped
+        if shaped and prompt_text:
+            self._harvest_form = prompt_form(traits)
         return profile
 
     def _review(self, account_id: str, profile: AccountProfile, now: float) -> Alert | None:

@@ -48,6 +48,21 @@ def observe_prompt(profile: AccountProfile, traits: PromptTraits, repeated: bool
     profile.prompts += 1
 
 
+def prompt_form(traits: PromptTraits) -> int:
+    """Both template ends of one prompt in one fingerprint. The accounts of a trickle campaign may send
+    one request or two each in a day, so none reuses its template; they share its form, which a
+    person's question seldom matches at both ends (one end alike is common: "Explain ...").
+
+    >>> from detector.detection.features.prompts import analyse_prompt
+    >>> one = analyse_prompt("Write the complete solution to this task: sort 41 numbers. Include tests.")
+    >>> two = analyse_prompt("Write the complete solution to this task: parse 7 dates. Include tests.")
+    >>> other = analyse_prompt("Write the complete solution to this task: x. Thanks.")
+    >>> prompt_form(one) == prompt_form(two) != prompt_form(other)
+    True
+    """
+    return (traits.opening_fingerprint * 0x9E3779B1 ^ traits.closing_fingerprint) & 0xFFFFFFFF
+
+
 def capability_focus(profile: AccountProfile) -> tuple[int, float]:
     """The account's dominant task kind and the share of its prompts on it."""
     shares = profile.task_shares

@@ -167,3 +167,25 @@ def test_an_account_reports_its_attributes_as_alarming_the_moment_its_own_risk_r
         if crossed_at is None and detector.profiles["script"].risk >= detector.policy.warning_risk:
             crossed_at = requests
     assert crossed_at is not None and alarming_reports[0] == crossed_at
+
+
+def _templates(detector: Detector, account: str, prompt: str, n: int = 0, turn: int = 0) -> set[str]:
+    """The template keys of the summary one request of ``account`` sends (its first requests always report)."""
+    observations = detector.process(
+        request(account, T0 + n, n, prompt_text=prompt, input_tokens=40, output_tokens=2400, turn_index=turn)
+    ).observations
+    return {o.attribute for o in observations if o.attribute.startswith("template:")}
+
+
+def test_a_harvest_shaped_first_request_reports_its_prompt_form():
+    """A trickle campaign's accounts may send one request each in a day: the form of that request
+    (both ends of its template) is what they share; a person's question with one end alike is not."""
+    detector = Detector()
+    form = _templates(detector, "op-1", "Write the complete solution to this task: sort 41 numbers. Include tests.")
+    assert len(form) == 1
+    assert (
+        _templates(detector, "op-2", "Write the complete solution to this task: parse 7 dates. Include tests.") == form
+    )
+    other_end = _templates(detector, "person", "Write the complete solution to this task: my cat. Thanks a lot.")
+    assert other_end and other_end.isdisjoint(form)
+    assert _templates(detector, "chat", "Write the complete solution to this task: hi. Include tests.", turn=3) == set()
