@@ -225,7 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--policy", help="policy JSON file the candidates start from (default: the defaults)")
     tune.add_argument("--scale", type=float, default=0.5, help="tuning scenario scale (accounts)")
     tune.add_argument("--hours", type=float, default=48.0, help="tuning scenario event-time hours")
-    tune.add_argument("--report", default="reports/tune", help="folder for tune.txt, tune.json, the chosen policies")
+    tune.add_argument(
+        "--report",
+        default="reports/tune",
+        help="folder for tune.txt, tune.json, the chosen policies; candidates already swept there are read back",
+    )
     tune.set_defaults(run=_tune)
     return parser
 

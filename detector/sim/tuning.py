@@ -155,7 +155,8 @@ def run_tuning(
 
     Writes ``tune.json``, ``tune.txt`` and one ``policy-<left out>.json`` per choice into ``report_dir``,
     each candidate's sweep in its own folder beside them: a candidate swept before over the same
-    scenarios is read back, not run again (a grid grown by one value costs one sweep)."""
+    scenarios is read back, not run again (a grid grown by one value costs one sweep). The detector's
+    code is not part of that check: after changing it, tune into a new folder."""
     goals = Goals()
     folder = Path(report_dir)
     results = []
