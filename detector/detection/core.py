@@ -125,9 +125,6 @@ class Detector:
         self.started: float | None = None
         self.watermark = float("-inf")
         self.sweeps = Sweeps()
-        self._harvest_form = 0
-        """The form of the request being processed if it is harvest-shaped, else 0: the account's summary,
-        when one is due, reports it beside the account's reused templates."""
 
     def process(self, request, campaigns: CampaignStages | None = None, position: int | None = None) -> Processed:
         """Fold one validated request into its account's profile; all it produces.
@@ -161,14 +158,13 @@ class Detector:
             if campaigns is not None and timestamp >= campaigns.next_sweep:
                 memberships = self._fold(campaigns.handle((), timestamp), emitted, memberships)
         self.stats.requests += 1
-        self._harvest_form = 0
-        profile = self._observe(request)
+        profile, form = self._observe(request)
         if position is not None:
             profile.position = position
         requests = profile.requests
         observations: Sequence[AttributeObservation] = ()
         if summary_due(requests):
-            observations = self._summarise(request, profile)
+            observations = self._summarise(request, profile, form)
             if campaigns is not None:
                 memberships = self._fold(campaigns.handle(observations, timestamp), emitted, memberships)
                 observations = ()
@@ -189,15 +185,16 @@ class Detector:
             if not was_alarming and profile.risk >= self.policy.warning_risk:
                 # the link stage hears at once, not at the next summary: a lone account's alert is held
                 # while its campaign, if it has one, takes it in (CampaignBook._join_alarming)
-                alarm = self._summarise(request, profile)
+                alarm = self._summarise(request, profile, form)
                 if campaigns is not None:
                     memberships = self._fold(campaigns.handle(alarm, timestamp), emitted, memberships)
                 else:
                     observations = [*observations, *alarm]
         return Processed(emitted, observations, memberships)
 
-    def _summarise(self, request, profile: AccountProfile) -> list[AttributeObservation]:
-        """The account's attributes, for the link stage."""
+    def _summarise(self, request, profile: AccountProfile, form: int) -> list[AttributeObservation]:
+        """The account's attributes, for the link stage; ``form``: the request's prompt form, if it is
+        harvest-shaped (else 0), reported beside the account's reused templates."""
         alarming = profile.risk >= self.policy.warning_risk
         created = profile.created_at
         fresh = created is not None and profile.first_seen - created < self.policy.new_account[1] * 86400.0
@@ -206,8 +203,8 @@ class Detector:
             for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts, strict=True)
             if count >= 2
         ]
-        if self._harvest_form and self._harvest_form not in templates:
-            templates.append(self._harvest_form)
+        if form and form not in templates:
+            templates.append(form)
         return [
             AttributeObservation(
                 key,
@@ -311,7 +308,9 @@ class Detector:
             alerts.extend(self.process(request, campaigns).alerts)
         return alerts
 
-    def _observe(self, request) -> AccountProfile:
+    def _observe(self, request) -> tuple[AccountProfile, int]:
+        """Fold the request into its account's profile; the profile, and the request's prompt form if the
+        request is harvest-shaped (:func:`~detector.detection.features.prompting.prompt_form`), else 0."""
         account_id = request.account_id
         timestamp = request.timestamp
         profiles = self.profiles
@@ -336,7 +335,7 @@ class Detector:
         profile.rate_limited_share += rate * ((status_code == 429) - profile.rate_limited_share)
         profile.requests = requests = requests + 1
         if status_code >= 400:
-            return profile  # a refused request carries no answer to harvest
+            return profile, 0  # a refused request carries no answer to harvest
         at_limit = observe_tokens(
             profile, request.input_tokens, request.output_tokens, request.max_tokens, request.finish_reason
         )
@@ -347,7 +346,7 @@ class Detector:
         prompt_text = request.prompt_text
         if prompt_text:
             if not _prompt_due(requests):
-                return profile
+                return profile, 0
             traits = analyse_prompt(prompt_text)
             fingerprint = traits.content_fingerprint
             # both filters always learn the prompt: no short-circuit
@@ -368,9 +367,7 @@ class Detector:
             self.policy.long_answer_tokens,
         )
         profile.harvest_like += shaped
-        if shaped and prompt_text:
-            self._harvest_form = prompt_form(traits)
-        return profile
+        return profile, prompt_form(traits) if shaped and prompt_text else 0
 
     def _review(self, account_id: str, profile: AccountProfile, now: float) -> Alert | None:
         """Score an account that is due; the alert this opens, updates or resolves."""
