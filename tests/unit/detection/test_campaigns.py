@@ -132,12 +132,13 @@ def test_a_campaign_that_grew_in_a_last_burst_is_re_sent_at_a_later_sweep():
 
 def test_three_harvesting_accounts_alone_behind_one_network_are_one_campaign_that_waits_to_page():
     """A small operator's proxy range carries three of its accounts, each on its own card: linked as
-    soon as the third harvests, into a campaign that pages only from six members or one paging on its
-    own (three people of a small office with a long question each look the same)."""
+    soon as the third harvests, into a campaign that pages only from six members, one paging on its
+    own, or more harvest between them than a few people behind a small office's NAT send (three people
+    with a long question or two each look the same)."""
     linker = CampaignLinker()
     alerts = []
     for n in range(3):
-        alerts += report(linker, f"p{n}", [f"payment:p{n}", "network:proxy"], T0 + n, checked=4, harvest_like=3)[0]
+        alerts += report(linker, f"p{n}", [f"payment:p{n}", "network:proxy"], T0 + n, checked=4, harvest_like=2)[0]
     found = {linker.book.campaign_of.get(f"p{n}") for n in range(3)}
     assert len(found) == 1 and None not in found
     assert not firing(alerts + linker.expire(T0 + 2 + HOLD)[0])
@@ -373,6 +374,18 @@ def test_a_few_people_on_one_card_each_with_a_long_question_are_no_campaign_unti
     [sent] = firing(alerts)
     assert set(sent.account_ids) == {f"s{n}" for n in range(4)}
     assert {m.account_id for m in memberships} == {f"s{n}" for n in range(4)}
+
+
+def test_three_accounts_on_one_proxy_range_that_harvested_ten_requests_between_them_are_paged_together():
+    """The same three accounts, each three or four harvest-shaped requests in: more than the people a
+    small office's NAT carries send (one or two each), so the campaign pages after its hold, though
+    none of its accounts pages on its own and no fourth one came."""
+    linker = CampaignLinker()
+    for n in range(3):
+        report(linker, f"p{n}", [f"payment:p{n}", "network:proxy"], T0 + n, checked=5, harvest_like=3 + n % 2)
+    assert not firing(linker.expire(T0 + 2 + HOLD - 60)[0])
+    [sent] = firing(linker.expire(T0 + 2 + HOLD)[0])
+    assert set(sent.account_ids) == {"p0", "p1", "p2"}
 
 
 def test_six_harvesting_accounts_on_one_card_are_paged_as_a_campaign_though_none_pages_alone():
