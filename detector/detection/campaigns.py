@@ -112,6 +112,9 @@ class Link(NamedTuple):
     tie: bool = False
     """The account shares the linking attribute, but its own traffic has not shown the attribute's
     harvesting yet, nor ordinary use either (see :meth:`CampaignBook._tie`)."""
+    refresh: bool = False
+    """Only news of how much the account has harvested: linked through a card or a network before, it
+    has harvested more since (see :meth:`CampaignBook._harvests_together`)."""
 
 
 MAX_UNHELD = 16
@@ -438,6 +441,13 @@ class AttributeIndex:
                     )
             if alarm_again:
                 links.append(_own_link(observation)._replace(exclusive=exclusive, alarming=True, again=True))
+            elif (
+                specific
+                and previous is not None
+                and account in state.linked
+                and previous[2] < min(observation.harvest_like, policy.min_campaign_harvests)
+            ):  # news the campaign book needs only until its campaign may alert on its harvest
+                links.append(_own_link(observation)._replace(refresh=True))
         if turned_alarming and (observation.fresh or kind == "cohort") and account not in state.linked:
             # not linked through it (it carries mostly ordinary traffic): a new account paging on its own
             # is still news for other new accounts paging through it, and any account for others opened
@@ -668,7 +678,12 @@ class CampaignBook:
             self._leave(link.account_id, link.timestamp, memberships)
             return alerts, memberships
         kind = kind_of(link.attribute)
-        if link.tie:  # news only while the account is in no campaign
+        if link.refresh:
+            campaign = self.campaigns.get(self.campaign_of.get(link.account_id, ""))
+            if campaign is None or campaign.open:
+                return alerts, memberships
+            campaign.harvests[link.account_id] = max(campaign.harvests.get(link.account_id, 0), link.harvest_like)
+        elif link.tie:  # news only while the account is in no campaign
             campaign = None if link.account_id in self.campaign_of else self._tie(link, memberships)
         elif link.again:  # an account linked before now pages on its own
             current = self.campaign_of.get(link.account_id)
@@ -1110,7 +1125,9 @@ class CampaignBook:
         question or two; an operator's small card group or proxy range links the same way, then waits
         for a sixth member or a paging one, while each of its accounts harvests a few requests an hour
         (eval seeds 5741, 5746, 5753: 3-4 accounts linked by 5.5 h, alerted after 6 h). What separates
-        them is the volume the group has harvested as one actor.
+        them is the volume the group has harvested as one actor. The link stage reports a member's
+        harvest again as it grows, through its card or network, until the campaign may alert on it
+        (:attr:`Link.refresh`): a member linked at its second request would otherwise count two.
 
         >>> book = CampaignBook()
         >>> people = Campaign("c", 0.0, 0.0, harvests={"a": 1, "b": 2, "c": 1, "d": 1, "e": 2})

@@ -78,9 +78,9 @@ class CampaignPolicy:
     fragment grows, joins the rest of its campaign, or harvests until one of its accounts pages."""
     min_campaign_harvests: int = 8
     """A component alerts from ``min_paging_campaign_accounts`` members too once they have sent this many
-    harvest-shaped requests together (as of their links). The people that three-to-five-account
-    components of customers hold send one each, now and then two or three: 3-6 in all on the tuning
-    seeds and the seen seeds above."""
+    harvest-shaped requests together (as the link stage last heard through their cards and networks).
+    The three to five customers such components hold send one each, now and then two or three: 3-6 in
+    all on the tuning seeds and the seen seeds above."""
     min_paging_campaign_accounts: int = 3
     """A component with a member paging on its own risk alerts from this many accounts: they are paged
     together, through the campaign's alert, rather than one by one."""

@@ -388,6 +388,18 @@ def test_three_accounts_on_one_proxy_range_that_harvested_ten_requests_between_t
     assert set(sent.account_ids) == {"p0", "p1", "p2"}
 
 
+def test_a_small_campaign_hears_its_members_harvest_grow_after_they_linked():
+    """Three accounts linked by their proxy range with two harvest-shaped requests each wait; when one
+    of them reports more harvest, the campaign book hears it though nothing new links, and pages."""
+    linker = CampaignLinker()
+    for n in range(3):
+        report(linker, f"p{n}", [f"payment:p{n}", "network:proxy"], T0 + n, checked=4, harvest_like=2)
+    assert not firing(linker.expire(T0 + 2 + HOLD)[0])
+    alerts, _ = report(linker, "p0", ["payment:p0", "network:proxy"], T0 + HOUR, checked=6, harvest_like=4)
+    [sent] = firing(alerts)
+    assert set(sent.account_ids) == {"p0", "p1", "p2"}
+
+
 def test_six_harvesting_accounts_on_one_card_are_paged_as_a_campaign_though_none_pages_alone():
     linker = CampaignLinker()
     for n in range(6):
