@@ -86,6 +86,9 @@ class AttributeObservation(NamedTuple):
     fresh: bool = False
     """The account was opened less than ``DetectionPolicy.new_account[1]`` days before the detector
     first saw it (an API product serving its own users is not)."""
+    pages_at: float = 0.0
+    """With ``alarming``: when the account's own alert pages unless a campaign takes it in first (it is
+    held from now: :meth:`~detector.detection.alerting.AlertBook.hold_seconds`)."""
 
 
 class Link(NamedTuple):
@@ -112,6 +115,8 @@ class Link(NamedTuple):
     tie: bool = False
     """The account shares the linking attribute, but its own traffic has not shown the attribute's
     harvesting yet, nor ordinary use either (see :meth:`CampaignBook._tie`)."""
+    pages_at: float = 0.0
+    """With ``alarming``: when the account's own alert pages (:attr:`AttributeObservation.pages_at`)."""
     refresh: bool = False
     """Only news of how much the account has harvested: linked through a card or a network before, it
     has harvested more since (see :meth:`CampaignBook._harvests_together`)."""
@@ -255,8 +260,9 @@ def kind_of(attribute: str) -> str:
 class _AttributeState:
     first_seen: float
     last_seen: float
-    members: dict[str, tuple[int, int, int, float, bool]] = field(default_factory=dict)
-    """account → (requests, checked, harvest_like, first_seen, alarming) as last reported."""
+    members: dict[str, tuple[int, int, int, float, float]] = field(default_factory=dict)
+    """account → (requests, checked, harvest_like, first_seen, pages_at) as last reported; ``pages_at``:
+    when its own alert pages, as first reported since its risk reached warning, 0 while it does not."""
     linked: set[str] = field(default_factory=set)
     checked: int = 0
     harvest_like: int = 0
@@ -284,6 +290,18 @@ def _unknown(checked: int, harvest_like: int) -> bool:
     a trickle campaign's card-sized fragments shared from linking them for hours (tuning seed 1008: 15
     alert keys for one campaign, 3 once they were left out)."""
     return checked <= 1 and harvest_like == 0
+
+
+def _pages_at(observation: AttributeObservation) -> float:
+    """When an alarming account's own alert pages; its report's time, from a detector that did not say."""
+    return observation.pages_at or observation.timestamp
+
+
+def _snapshot_pages_at(reported: bool | float, seen: float) -> float:
+    """A member's ``pages_at`` from a snapshot; one taken before it was kept says only whether it paged."""
+    if isinstance(reported, bool):
+        return seen if reported else 0.0
+    return float(reported)
 
 
 class AttributeIndex:
@@ -374,12 +392,15 @@ class AttributeIndex:
             state.harvest_like -= previous[2]
             state.harvesting_accounts -= self._shows_harvesting(previous[1], previous[2])
             state.unknown_accounts -= _unknown(previous[1], previous[2])
+        pages_at = 0.0
+        if observation.alarming:
+            pages_at = previous[4] if previous is not None and previous[4] else _pages_at(observation)
         state.members[account] = (
             observation.requests,
             observation.checked,
             observation.harvest_like,
             observation.first_seen,
-            observation.alarming,
+            pages_at,
         )
         state.checked += observation.checked
         state.harvest_like += observation.harvest_like
@@ -417,7 +438,7 @@ class AttributeIndex:
             state.exclusive = exclusive
             candidates = list(state.members.items()) if everyone else [(account, state.members[account])]
             ties = kind in TIE_KINDS
-            for member, (requests, checked, harvest_like, first_seen, alarming) in candidates:
+            for member, (requests, checked, harvest_like, first_seen, pages_at) in candidates:
                 if member in state.linked or not (
                     specific or first_seen >= established or (exclusive and requests < policy.established_requests)
                 ):
@@ -432,7 +453,8 @@ class AttributeIndex:
                             requests,
                             harvest_like,
                             exclusive=exclusive,
-                            alarming=alarming,
+                            alarming=bool(pages_at),
+                            pages_at=pages_at,
                         )
                     )
                 elif ties and not self._ordinary(state, checked, harvest_like):
@@ -440,7 +462,11 @@ class AttributeIndex:
                         Link(observation.attribute, member, observation.timestamp, requests, harvest_like, tie=True)
                     )
             if alarm_again:
-                links.append(_own_link(observation)._replace(exclusive=exclusive, alarming=True, again=True))
+                links.append(
+                    _own_link(observation)._replace(
+                        exclusive=exclusive, alarming=True, again=True, pages_at=_pages_at(observation)
+                    )
+                )
             elif (
                 specific
                 and previous is not None
@@ -452,7 +478,11 @@ class AttributeIndex:
             # not linked through it (it carries mostly ordinary traffic): a new account paging on its own
             # is still news for other new accounts paging through it, and any account for others opened
             # in its hour (old accounts bought in a batch wake up together: see CampaignBook._join_alarming)
-            links.append(_own_link(observation)._replace(alarming=True, again=True, linking=False))
+            links.append(
+                _own_link(observation)._replace(
+                    alarming=True, again=True, linking=False, pages_at=_pages_at(observation)
+                )
+            )
         # checked even when the attribute no longer links: an account linked early leaves once it stops harvesting
         if (
             previous is not None
@@ -480,9 +510,11 @@ class AttributeIndex:
         for attribute, values in state.items():
             # strict=False: a snapshot from before unknown_accounts lacks it, and it is counted again here
             fields = dict(zip(_ATTRIBUTE_FIELDS, values, strict=False))
-            # a snapshot from before `alarming` reported four fields per member
+            # a snapshot from before `alarming` reported four fields per member, one from before
+            # `pages_at` whether it paged: taken to page from when the attribute was last seen
+            seen = fields["last_seen"]
             fields["members"] = {
-                account: (*reported[:4], bool(reported[4]) if len(reported) > 4 else False)
+                account: (*reported[:4], _snapshot_pages_at(reported[4], seen) if len(reported) > 4 else 0.0)
                 for account, reported in fields["members"].items()
             }
             fields["unknown_accounts"] = sum(
@@ -547,6 +579,8 @@ class Campaign:
     paging: bool = False
     """One of its members pages on its own risk (its link said so, or its news came while the campaign
     waited to alert): from ``CampaignPolicy.min_paging_campaign_accounts`` members it may alert."""
+    member_pages_at: float = 0.0
+    """When the first own alert of its members that page on their own pages (0: none does)."""
     qualified_at: float | None = None
     """When its hold began: when it first had ``min_paging_campaign_accounts`` members, or, for one that
     accounts paging on their own founded, when the first of them paged (:meth:`CampaignBook._join_alarming`);
@@ -691,7 +725,7 @@ class CampaignBook:
                 campaign = self.campaigns.get(current)
                 if campaign is None or campaign.open:
                     return alerts, memberships
-                campaign.paging = True
+                _note_paging(campaign, link)
             elif kind in STRONG_KINDS:  # it left the campaign that the card or network joined it to
                 return alerts, memberships
             else:
@@ -1023,7 +1057,8 @@ class CampaignBook:
             campaign.joined_on_ties.pop(link.account_id, None)
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
         campaign.harvests[link.account_id] = max(campaign.harvests.get(link.account_id, 0), link.harvest_like)
-        campaign.paging = campaign.paging or link.alarming
+        if link.alarming:
+            _note_paging(campaign, link)
         if link.account_id in self._unheld:
             self._hold(campaign, link.account_id, link.timestamp, memberships)
         if link.attribute in self._early_ties:  # every path that gives an attribute a campaign comes here
@@ -1056,6 +1091,9 @@ class CampaignBook:
         for account, tied in absorbed.ties.items():
             survivor.ties[account] = sorted(set(survivor.ties.get(account, ())) | set(tied))
         survivor.paging = survivor.paging or absorbed.paging
+        if absorbed.member_pages_at:
+            earliest = survivor.member_pages_at or absorbed.member_pages_at
+            survivor.member_pages_at = min(earliest, absorbed.member_pages_at)
         survivor.first_seen = min(survivor.first_seen, absorbed.first_seen)
         if absorbed.qualified_at is not None:
             survivor.qualified_at = min(survivor.qualified_at or absorbed.qualified_at, absorbed.qualified_at)
@@ -1085,8 +1123,13 @@ class CampaignBook:
             return []
         if campaign.qualified_at is None:
             campaign.qualified_at = now
+        hold = self.policy.campaign_alert_hold_minutes * 60.0
+        if campaign.member_pages_at:
+            # a paging member's own alert is held, then pages: the campaign's comes first
+            due = campaign.member_pages_at - self.policy.member_alert_lead_minutes * 60.0
+            campaign.qualified_at = min(campaign.qualified_at, due - hold)
         if not campaign.open and (
-            now - campaign.qualified_at < self.policy.campaign_alert_hold_minutes * 60.0
+            now - campaign.qualified_at < hold
             or (
                 size < self.policy.min_campaign_accounts
                 and not campaign.paging
@@ -1293,6 +1336,13 @@ class CampaignBook:
                 "since": rfc3339(campaign.first_seen),
             },
         )
+
+
+def _note_paging(campaign: Campaign, link: Link) -> None:
+    """The link's account pages on its own risk: so does the campaign, before its members' own alerts."""
+    campaign.paging = True
+    pages_at = link.pages_at or link.timestamp
+    campaign.member_pages_at = min(campaign.member_pages_at or pages_at, pages_at)
 
 
 def _shared_attributes(campaign: Campaign) -> list[dict]:

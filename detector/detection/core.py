@@ -196,6 +196,11 @@ class Detector:
         """The account's attributes, for the link stage; ``form``: the request's prompt form, if it is
         harvest-shaped (else 0), reported beside the account's reused templates."""
         alarming = profile.risk >= self.policy.warning_risk
+        pages_at = 0.0
+        if alarming:  # from the request, not from the alert book: the worker decides alerts later
+            pages_at = request.timestamp + self.alerts.hold_seconds(
+                profile.first_seen, profile.last_seen, profile.requests
+            )
         created = profile.created_at
         fresh = created is not None and profile.first_seen - created < self.policy.new_account[1] * 86400.0
         templates = [
@@ -216,6 +221,7 @@ class Detector:
                 profile.first_seen,
                 alarming,
                 fresh,
+                pages_at,
             )
             for key in attribute_keys(request, templates, self.models.is_new(request.model, request.timestamp))
         ]

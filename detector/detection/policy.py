@@ -91,6 +91,12 @@ class CampaignPolicy:
     campaigns wait no longer than large ones: under the account alert hold
     (``DetectionPolicy.account_alert_hold_minutes``), a few accounts that harvest hard are paged
     through their campaign's alert, not each through its own first."""
+    member_alert_lead_minutes: float = 2.0
+    """A waiting campaign with members paging on their own alerts this long (event time) before the
+    first of their own alerts would page (each is held: ``DetectionPolicy.account_alert_hold_minutes``,
+    longer for a quiet account), so that those fold into the campaign's. A burst operator's first
+    accounts on a card page within minutes, and its third account, which links the card, may come half
+    an hour later (eval seed 5778: three accounts, four alert keys)."""
     critical_campaign_accounts: int = 100
     min_resend_minutes: float = 10.0
     """A growing campaign's alert is re-sent at most this often (event time): its member list trails

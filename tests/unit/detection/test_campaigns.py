@@ -20,6 +20,8 @@ POLICY = CampaignPolicy()
 HOLD = POLICY.campaign_alert_hold_minutes * 60
 """How long a new campaign waits before its first alert."""
 RESEND = POLICY.min_resend_minutes * 60
+ACCOUNT_HOLD = DetectionPolicy().account_alert_hold_minutes * 60
+"""How long an account alert is held (a busy account's)."""
 
 
 class CampaignLinker:
@@ -61,10 +63,13 @@ def report(
     ``alarming``: its own risk pages."""
     first_seen = t if first_seen is None else first_seen
     requests = checked if requests is None else requests
+    pages_at = t + ACCOUNT_HOLD if alarming else 0.0  # as the detector says: its own alert is held from now
     alerts, memberships = [], []
     for attribute in attributes:
         new_alerts, new_members = linker.observe(
-            AttributeObservation(attribute, account, t, requests, checked, harvest_like, first_seen, alarming, fresh)
+            AttributeObservation(
+                attribute, account, t, requests, checked, harvest_like, first_seen, alarming, fresh, pages_at
+            )
         )
         alerts += new_alerts
         memberships += new_members
@@ -359,6 +364,22 @@ def test_a_small_campaign_is_paged_one_hold_after_it_formed_before_its_members_a
     [sent] = firing(linker.expire(T0 + HOLD)[0])
     assert sent.extra["account_count"] == 4
     assert DetectionPolicy().account_alert_hold_minutes * 60 > HOLD
+
+
+def test_a_campaign_whose_members_paged_before_it_formed_pages_before_their_own_alerts():
+    """A burst operator's first two accounts on a card page on their own within minutes; its third
+    comes 24 minutes later and the card links. The campaign pages before the first member's own alert
+    would (held from its paging), not a full hold after the card linked: the account alerts fold into
+    it rather than reaching on-call first (eval seed 5778: three accounts, four alert keys)."""
+    linker = CampaignLinker()
+    report(linker, "a0", ["payment:p1"], T0, alarming=True)
+    report(linker, "a1", ["payment:p1"], T0 + 360, alarming=True)
+    alerts, _ = report(linker, "a2", ["payment:p1"], T0 + 1440)
+    assert not firing(alerts)
+    pages = T0 + ACCOUNT_HOLD  # a0's own alert, held from its paging
+    [sent] = firing(linker.expire(pages - POLICY.member_alert_lead_minutes * 60)[0])
+    assert set(sent.account_ids) == {"a0", "a1", "a2"}
+    assert pages < T0 + 1440 + HOLD
 
 
 def test_a_few_people_on_one_card_each_with_a_long_question_are_no_campaign_until_one_of_them_pages():
