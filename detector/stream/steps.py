@@ -98,6 +98,35 @@ def encode_summaries(
     )
 
 
+SUMMARIES_MESSAGE_BYTES = 512 * 1024
+"""Most bytes of one message to the campaign stage. A producer sends at most ``max_request_size``
+(1 MiB by default), and a batch of :data:`OBSERVATION_BATCH` summaries, ten to twenty attributes
+each, comes close: past it the send failed and the worker stopped (``make bench``, worker figures:
+1,014,853 bytes at ``3ee162f``, 1,029,226 at ``73dfe52``, whose summaries carry one more number)."""
+
+
+def encode_summary_messages(
+    summaries: Sequence[tuple[SummaryKey, Sequence[AttributeObservation]]],
+    progress: Sequence[Progress],
+    limit: int = SUMMARIES_MESSAGE_BYTES,
+) -> list[bytes]:
+    """The summaries in order over as many messages as keep each under ``limit`` bytes (one summary
+    alone goes whole), the progress in the last: a reader that has it has what it covers.
+
+    >>> key, observation = SummaryKey(1.0, 0, 1), AttributeObservation("payment:1", "a", 1.0, 1, 1, 1, 1.0)
+    >>> messages = encode_summary_messages([(key, [observation])] * 10, [], limit=200)
+    >>> [len(decode_summaries(m)[0]) for m in messages], all(len(m) <= 200 for m in messages)
+    ([2, 3, 2, 3], True)
+    """
+    message = encode_summaries(summaries, progress)
+    if len(message) <= limit or len(summaries) <= 1:
+        return [message]
+    half = len(summaries) // 2
+    return encode_summary_messages(summaries[:half], (), limit) + encode_summary_messages(
+        summaries[half:], progress, limit
+    )
+
+
 def decode_summaries(value: bytes) -> tuple[list[tuple[SummaryKey, list[AttributeObservation]]], list[Progress]]:
     message = _decode_msgpack(value)
     summaries = [
@@ -361,7 +390,8 @@ class DetectStep:
                 for partition in partitions
             ]
             summaries, self.pending = self.pending, []
-            await self.sink.send(self.settings.summaries_topic, encode_summaries(summaries, progress), partition=0)
+            for message in encode_summary_messages(summaries, progress):
+                await self.sink.send(self.settings.summaries_topic, message, partition=0)
 
     async def apply_news(self, key: bytes | None, value: bytes | None) -> None:
         """A membership change (the account's next alert names its campaign), or the campaign clock:

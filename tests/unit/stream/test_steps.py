@@ -20,6 +20,7 @@ from detector.stream.handover import AccountHandover
 from detector.stream.metrics import DetectorMetrics
 from detector.stream.state import load
 from detector.stream.steps import (
+    SUMMARIES_MESSAGE_BYTES,
     AlertEncoder,
     CampaignStep,
     DetectStep,
@@ -144,6 +145,27 @@ class FullBatchSink(RecordingSink):
             self._first = False
             await self.room.wait()
         await super().send(topic, value, key=key, partition=partition)
+
+
+def test_a_full_batch_of_summaries_goes_out_in_messages_a_producer_accepts_in_order_progress_last():
+    """A thousand summaries of twenty attributes each pass a producer's 1 MiB request limit in one
+    message (the worker stopped on it under ``make bench``): they go in several, in order, each under
+    the limit, and only the last carries the progress."""
+    sink = RecordingSink()
+    step = detect_step(sink)
+    order = InputOrder()
+    fill(order, step, 2, messages_of(extractor("a", T0, 1)), highwater=1)
+    observations = [
+        AttributeObservation(f"pair:{n:08x}", f"acct_{'x' * 40}", T0, 9, 9, 9, T0, True, True, T0 + 1800.0)
+        for n in range(20)
+    ]
+    step.pending = [(SummaryKey(T0 + n, 2, n), observations) for n in range(1000)]
+    asyncio.run(step.flush_summaries(order))
+    sent = sink.to(SETTINGS.summaries_topic)
+    assert len(sent) > 1 and all(len(message.value) <= SUMMARIES_MESSAGE_BYTES for message in sent)
+    decoded = [decode_summaries(message.value) for message in sent]
+    assert [key.position for summaries, _ in decoded for key, _ in summaries] == list(range(1000))
+    assert [bool(progress) for _, progress in decoded] == [False] * (len(sent) - 1) + [True]
 
 
 def test_summaries_reach_the_campaign_stage_in_the_order_they_were_taken_however_the_producer_waits():
