@@ -564,7 +564,8 @@ class Campaign:
     exchanges: dict[str, int] = field(default_factory=dict)
     """account → requests reported."""
     harvests: dict[str, int] = field(default_factory=dict)
-    """account → harvest-shaped requests it had sent when it last linked (see :meth:`CampaignBook._review`)."""
+    """account → harvest-shaped requests it had sent, as its links and refreshes last said
+    (see :meth:`CampaignBook._harvests_together`)."""
     joined_on_exclusive: dict[str, str] = field(default_factory=dict)
     """account → the exclusive weak attribute it joined through, for members with no other tie."""
     joined_alarming: dict[str, str] = field(default_factory=dict)
@@ -716,7 +717,7 @@ class CampaignBook:
             campaign = self.campaigns.get(self.campaign_of.get(link.account_id, ""))
             if campaign is None or campaign.open:
                 return alerts, memberships
-            campaign.harvests[link.account_id] = max(campaign.harvests.get(link.account_id, 0), link.harvest_like)
+            _note_harvest(campaign, link)
         elif link.tie:  # news only while the account is in no campaign
             campaign = None if link.account_id in self.campaign_of else self._tie(link, memberships)
         elif link.again:  # an account linked before now pages on its own
@@ -1056,7 +1057,7 @@ class CampaignBook:
         if not link.tie:  # it harvests through one of the campaign's attributes now
             campaign.joined_on_ties.pop(link.account_id, None)
         campaign.exchanges[link.account_id] = max(campaign.exchanges.get(link.account_id, 0), link.requests)
-        campaign.harvests[link.account_id] = max(campaign.harvests.get(link.account_id, 0), link.harvest_like)
+        _note_harvest(campaign, link)
         if link.alarming:
             _note_paging(campaign, link)
         if link.account_id in self._unheld:
@@ -1336,6 +1337,11 @@ class CampaignBook:
                 "since": rfc3339(campaign.first_seen),
             },
         )
+
+
+def _note_harvest(campaign: Campaign, link: Link) -> None:
+    """The harvest-shaped requests the link says its account has sent, for the campaign's count."""
+    campaign.harvests[link.account_id] = max(campaign.harvests.get(link.account_id, 0), link.harvest_like)
 
 
 def _note_paging(campaign: Campaign, link: Link) -> None:
