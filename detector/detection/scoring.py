@@ -347,14 +347,17 @@ def assess(
         spared.append(-log(kept if kept >= 1e-9 else 1e-9))
     automation_score = 1.0 - exp(-sum(spared))
     floor = policy.automation_floor
-    risk = 100.0 * harvest_score * (floor + (1.0 - floor) * automation_score)
+    # rounded before it is judged: the risk reported is the one compared with the thresholds downstream
+    # (an established API product at 54.95 was reported at 55.0 with severity info: alarming to the
+    # campaign stages, and joined to a campaign through its wrapper template; fresh 72 h seed 5870)
+    risk = round(100.0 * harvest_score * (floor + (1.0 - floor) * automation_score), 1)
     if risk >= policy.warning_risk and _established(profile, now, policy, started):
-        risk = policy.warning_risk - 0.1
+        risk = round(policy.warning_risk - 0.1, 1)
     # Points of risk per indicator: the harvest-only part split by weighted score, the rest
     # (what automation added) split by each indicator's share of the noisy-or.
     from_harvest = 100.0 * harvest_score * floor
     groups = ((harvest, weighted, from_harvest), (automation, spared, risk - from_harvest))
-    return Assessment(round(risk, 1), _severity(risk, policy), groups, population)
+    return Assessment(risk, _severity(risk, policy), groups, population)
 
 
 def _established(profile: AccountProfile, now: float, policy: DetectionPolicy, started: float | None) -> bool:

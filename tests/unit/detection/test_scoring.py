@@ -104,3 +104,23 @@ def test_a_customer_with_a_history_pages_alone_at_a_blatant_jump_over_its_own_ra
     assert assess(steady, now, POLICY, Population(), STARTED).risk < POLICY.warning_risk
     assert assess(jumped, now, POLICY, Population(), STARTED).risk >= POLICY.warning_risk
     assert assess(slow_jump, now, POLICY, Population(), STARTED).risk < POLICY.warning_risk  # under the blatant rate
+
+
+@pytest.mark.parametrize("offset", [step / 200 for step in range(-20, 21)])
+def test_the_risk_reported_is_the_risk_judged(offset):
+    """Downstream, an account whose reported risk reaches warning is alarming (the campaign stages take
+    it in, or found a campaign with it). So the severity and the established-customer cap are decided
+    on the risk as reported, rounded: an API product at 54.95 was once reported at 55.0 with severity
+    info, and joined an operator's campaign through its wrapper template. Thresholds on a 0.005 grid
+    around each account's risk reach its rounding in both directions."""
+    now = 13 * HOUR
+    product = harvester(first_seen=STARTED + 0.1 * HOUR, now=now, per_hour=180.0, age_days=140.0)
+    operator = msgspec.structs.replace(product, created_at=product.first_seen - 1 * DAY)
+    uncapped = DetectionPolicy.with_overrides({"warning_risk": 99.0, "critical_risk": 100.0})
+    for profile, established in ((product, True), (operator, False)):
+        warning = assess(profile, now, uncapped, Population(), STARTED).risk + offset
+        policy = DetectionPolicy.with_overrides({"warning_risk": warning, "critical_risk": 100.0})
+        assessment = assess(profile, now, policy, Population(), STARTED)
+        assert (assessment.risk >= warning) == (assessment.severity == "warning")
+        if established:
+            assert assessment.risk < warning
