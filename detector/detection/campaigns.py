@@ -45,7 +45,7 @@ weak attributes of different kinds held together (:func:`paired`), far more spec
 PASTED_KINDS = frozenset({"template"})
 """Weak kinds that never join an account alone, however exclusive: a product or an eval suite pastes
 the same public prompt as an operator (the evidence is its being paired with something else)."""
-_SPECIFIC_KINDS = frozenset({"payment", "network"})
+SPECIFIC_KINDS = frozenset({"payment", "network"})
 """Kinds one customer rarely shares with another: a few harvesting accounts on one are enough."""
 PAIRED_KINDS = ("setup", "tls", "cohort", "template")
 """Weak kinds whose values are also reported in pairs: an operator's accounts share a client
@@ -77,7 +77,8 @@ class AttributeObservation(NamedTuple):
     checked: int
     """Requests whose harvest signature could be checked."""
     harvest_like: int
-    """Of those, the ones that looked like harvesting."""
+    """Of those, the ones that looked like harvesting; none through a shared client, template or creation
+    hour for an old account busy since the detector began (see ``Detector._summarise``)."""
     first_seen: float
     """When the detector first saw the account."""
     alarming: bool = False
@@ -408,7 +409,7 @@ class AttributeIndex:
         state.unknown_accounts += _unknown(observation.checked, observation.harvest_like)
         was_linking = state.linking
         kind = kind_of(observation.attribute)
-        specific = kind in _SPECIFIC_KINDS
+        specific = kind in SPECIFIC_KINDS
         if not specific:
             minimum = policy.min_shared_accounts
         else:

@@ -189,3 +189,43 @@ def test_a_harvest_shaped_first_request_reports_its_prompt_form():
     other_end = _templates(detector, "person", "Write the complete solution to this task: my cat. Thanks a lot.")
     assert other_end and other_end.isdisjoint(form)
     assert _templates(detector, "chat", "Write the complete solution to this task: hi. Include tests.", turn=3) == set()
+
+
+def _harvest_reported(detector: Detector, account: str, start: float, age_days: float) -> dict[str, int]:
+    """Per attribute kind, the harvest-shaped requests an account's first summaries report, the account
+    sending a script's requests from ``start`` through one card and a client of its own."""
+    reported: dict[str, int] = {}
+    for n in range(4):
+        record = request(
+            account,
+            start + 4.0 * n,
+            n,
+            prompt_text=f"Write a complete, thorough answer for {account}'s user: case {n * 31} of {n * 7 % 97} trains",
+            max_tokens=4096,
+            output_tokens=4096,
+            finish_reason="length",
+            turn_index=0,
+            account_created_at=start - age_days * 86400,
+            payment_fingerprint=f"card-{account}",
+            user_agent="product-client/1.0",
+            tls_fingerprint="tls-popular",
+        )
+        for observation in detector.process(record).observations:
+            kind = observation.attribute.partition(":")[0]
+            reported[kind] = max(reported.get(kind, 0), observation.harvest_like)
+    return reported
+
+
+def test_an_old_account_busy_from_the_detectors_first_hour_shows_no_harvest_through_shared_clients():
+    """An API product, opened long ago and serving its users when the detector starts, sends single
+    questions with long answers: what it shares with other products (a popular TLS stack, a wrapper
+    template) must not link it to them; its own card still reports what it sends. A woken old account
+    first seen hours later, and a new account from the first hour, report their harvest everywhere."""
+    detector = Detector()
+    product = _harvest_reported(detector, "product", T0, age_days=400.0)
+    woken = _harvest_reported(detector, "woken", T0 + 5 * HOUR, age_days=400.0)
+    detector = Detector()
+    new = _harvest_reported(detector, "new", T0, age_days=1.0)
+    assert product["payment"] == 4 and product["tls"] == 0 and product["setup"] == 0
+    assert woken["payment"] == 4 and woken["tls"] == 4 and woken["setup"] == 4
+    assert new["tls"] == 4
