@@ -77,8 +77,7 @@ class AttributeObservation(NamedTuple):
     checked: int
     """Requests whose harvest signature could be checked."""
     harvest_like: int
-    """Of those, the ones that looked like harvesting; none through a shared client, template or creation
-    hour for an old account busy since the detector began (see ``Detector._summarise``)."""
+    """Of those, the ones that looked like harvesting."""
     first_seen: float
     """When the detector first saw the account."""
     alarming: bool = False

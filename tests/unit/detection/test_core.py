@@ -216,16 +216,16 @@ def _harvest_reported(detector: Detector, account: str, start: float, age_days: 
     return reported
 
 
-def test_an_old_account_busy_from_the_detectors_first_hour_shows_no_harvest_through_shared_clients():
+def test_an_old_account_busy_from_the_detectors_first_hour_is_reported_through_its_card_only():
     """An API product, opened long ago and serving its users when the detector starts, sends single
     questions with long answers: what it shares with other products (a popular TLS stack, a wrapper
     template) must not link it to them; its own card still reports what it sends. A woken old account
-    first seen hours later, and a new account from the first hour, report their harvest everywhere."""
+    first seen hours later, and a new account from the first hour, report every attribute."""
     detector = Detector()
     product = _harvest_reported(detector, "product", T0, age_days=400.0)
     woken = _harvest_reported(detector, "woken", T0 + 5 * HOUR, age_days=400.0)
     detector = Detector()
     new = _harvest_reported(detector, "new", T0, age_days=1.0)
-    assert product["payment"] == 4 and product["tls"] == 0 and product["setup"] == 0
+    assert product == {"payment": 4}  # no network: the test's records carry no address
     assert woken["payment"] == 4 and woken["tls"] == 4 and woken["setup"] == 4
     assert new["tls"] == 4
