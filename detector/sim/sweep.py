@@ -39,7 +39,7 @@ from detector.sim.scenario import TACTICS, Scenario
 
 TUNING_SEEDS = range(1000, 2000)
 """Seeds to tune the detector on."""
-EVALUATION_SEEDS = range(5000, 6000)
+EVALUATION_SEEDS = range(5000, 7000)
 """Seeds to report on; never tune on these."""
 SEED_RANGES = {"tune": TUNING_SEEDS, "eval": EVALUATION_SEEDS}
 
