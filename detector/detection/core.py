@@ -19,6 +19,7 @@ from detector.detection.campaigns import (
     Membership,
     Sweeps,
     attribute_keys,
+    kind_of,
     summary_due,
 )
 from detector.detection.features.activity import observe_activity
@@ -31,7 +32,7 @@ from detector.detection.features.shares import fading_rate
 from detector.detection.features.tokens import observe_tokens
 from detector.detection.policy import DetectionPolicy
 from detector.detection.profile import AccountProfile
-from detector.detection.scoring import Assessment, Population, assess, population_features
+from detector.detection.scoring import Assessment, Population, assess, population_features, preexisting
 
 if TYPE_CHECKING:
     from detector.detection.stages import CampaignStages
@@ -217,12 +218,7 @@ class Detector:
         # paged as one campaign 4 minutes in (72 h tuning seed 1104). Counted there as ordinary members
         # instead, they kept a client that an operator's accounts share with them from being exclusive to
         # harvesters: a campaign of 976 accounts in 11 alert keys instead of 2 (tuning seed 1045).
-        preexisting = (
-            created is not None
-            and not fresh
-            and self.started is not None
-            and profile.first_seen - self.started <= self.policy.warmup_hours * 3600.0
-        )
+        shares_only_specific = preexisting(profile, self.policy, self.started)
         templates = [
             fingerprint
             for fingerprint, count in zip(profile.template_fingerprints, profile.template_counts, strict=True)
@@ -244,7 +240,7 @@ class Detector:
                 pages_at,
             )
             for key in attribute_keys(request, templates, self.models.is_new(request.model, request.timestamp))
-            if not preexisting or key.partition(":")[0] in SPECIFIC_KINDS
+            if not shares_only_specific or kind_of(key) in SPECIFIC_KINDS
         ]
 
     def _fold(self, merged, alerts: list[Alert], memberships: Sequence[Membership]) -> Sequence[Membership]:

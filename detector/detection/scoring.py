@@ -372,14 +372,27 @@ def _established(profile: AccountProfile, now: float, policy: DetectionPolicy, s
     dormant account woken up (operators buy aged accounts) and is scored as any other. Sharing a card,
     network or client with harvesters, an established account is paged through its campaign.
     """
-    created_at = profile.created_at
-    if created_at is None or profile.first_seen - created_at < policy.new_account[1] * 86400.0:
+    if not _opened_long_before(profile, policy):
         return False
-    watched_from_start = started is not None and profile.first_seen - started <= policy.warmup_hours * 3600.0
-    if not watched_from_start and now - profile.first_seen < policy.history_hours * 3600.0:
+    if not preexisting(profile, policy, started) and now - profile.first_seen < policy.history_hours * 3600.0:
         return False
     rate = activity.recent_rate(profile, now)
     return rate < policy.blatant_requests_per_hour or rate < policy.history_jump * activity.daily_rate(profile, now)
+
+
+def _opened_long_before(profile: AccountProfile, policy: DetectionPolicy) -> bool:
+    created_at = profile.created_at
+    return created_at is not None and profile.first_seen - created_at >= policy.new_account[1] * 86400.0
+
+
+def preexisting(profile: AccountProfile, policy: DetectionPolicy, started: float | None) -> bool:
+    """Whether an account was opened long before it was first seen and has been busy since the detector's
+    warm-up hour: it has a history the detector did not see (an API product serving its users)."""
+    return (
+        _opened_long_before(profile, policy)
+        and started is not None
+        and profile.first_seen - started <= policy.warmup_hours * 3600.0
+    )
 
 
 OPENING_SHARE_FLOOR = 0.25
