@@ -140,6 +140,7 @@ ORDER = (
     "d.decode",
     "d.core",
     "d.workers",
+    "d.workers.one_core",
     "e.fed",
     "e.restored",
     "e.total",
@@ -243,7 +244,7 @@ class Bench:
                 unit="records/s",
             ),
         ]
-        workers = replay_workers.measure(path, workers=2, rounds=self.sizes["repeat"])
+        workers = replay_workers.measure(path, workers=2, rounds=self.sizes["repeat"], one_core=True)
         one, two = rate(workers["lines_per_s_1"]), rate(workers["lines_per_s_2"])
         self.figures.append(
             Figure(
@@ -255,6 +256,17 @@ class Bench:
                 value=workers["speed_up"],
                 unit="×",
                 details=workers,
+            )
+        )
+        self.figures.append(
+            Figure(
+                "d.workers.one_core",
+                "    the same, both pinned to one core (the work the split adds)",
+                f"{workers['one_core_work_ratio']:.2f} × one worker's time",
+                "(for reference)",
+                "",
+                value=workers["one_core_work_ratio"],
+                unit="×",
             )
         )
 
