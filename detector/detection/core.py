@@ -32,7 +32,14 @@ from detector.detection.features.shares import fading_rate
 from detector.detection.features.tokens import observe_tokens
 from detector.detection.policy import DetectionPolicy
 from detector.detection.profile import AccountProfile
-from detector.detection.scoring import Assessment, Population, assess, population_features, preexisting
+from detector.detection.scoring import (
+    Assessment,
+    Population,
+    assess,
+    opened_long_before,
+    population_features,
+    preexisting,
+)
 
 if TYPE_CHECKING:
     from detector.detection.stages import CampaignStages
@@ -209,8 +216,7 @@ class Detector:
             pages_at = request.timestamp + self.alerts.hold_seconds(
                 profile.first_seen, profile.last_seen, profile.requests
             )
-        created = profile.created_at
-        fresh = created is not None and profile.first_seen - created < self.policy.new_account[1] * 86400.0
+        fresh = profile.created_at is not None and not opened_long_before(profile, self.policy)
         # an old account busy since the detector's first hour has a history the detector did not see (an
         # API product serving its users, as scoring._established holds): what it shares with others besides
         # a card or a network (a popular client, a wrapper template, a creation hour) is no evidence, and it

@@ -372,7 +372,7 @@ def _established(profile: AccountProfile, now: float, policy: DetectionPolicy, s
     dormant account woken up (operators buy aged accounts) and is scored as any other. Sharing a card,
     network or client with harvesters, an established account is paged through its campaign.
     """
-    if not _opened_long_before(profile, policy):
+    if not opened_long_before(profile, policy):
         return False
     if not preexisting(profile, policy, started) and now - profile.first_seen < policy.history_hours * 3600.0:
         return False
@@ -380,7 +380,9 @@ def _established(profile: AccountProfile, now: float, policy: DetectionPolicy, s
     return rate < policy.blatant_requests_per_hour or rate < policy.history_jump * activity.daily_rate(profile, now)
 
 
-def _opened_long_before(profile: AccountProfile, policy: DetectionPolicy) -> bool:
+def opened_long_before(profile: AccountProfile, policy: DetectionPolicy) -> bool:
+    """Whether the account was opened ``new_account[1]`` days or more before the detector first saw it
+    (not a fresh account; unknown when the platform does not say when it was opened)."""
     created_at = profile.created_at
     return created_at is not None and profile.first_seen - created_at >= policy.new_account[1] * 86400.0
 
@@ -389,7 +391,7 @@ def preexisting(profile: AccountProfile, policy: DetectionPolicy, started: float
     """Whether an account was opened long before it was first seen and has been busy since the detector's
     warm-up hour: it has a history the detector did not see (an API product serving its users)."""
     return (
-        _opened_long_before(profile, policy)
+        opened_long_before(profile, policy)
         and started is not None
         and profile.first_seen - started <= policy.warmup_hours * 3600.0
     )
