@@ -924,7 +924,7 @@ class CampaignBook:
     def _tie(self, link: Link, memberships: list[Membership]) -> Campaign | None:
         """An account in no campaign that shares the link's attribute with one campaign, without harvesting
         of its own yet: with ties of two kinds to one alerting campaign (its client *and* its proxy range,
-        its card *and* its creation hour), it joins it.
+        its client *and* its creation hour), or with a tie through its card, it joins it.
 
         A low-and-slow operator's account sends a few requests an hour, a third of them cover chat: it
         takes hours to show harvesting of its own (eval seed 5192: 118 members of a campaign paged at
@@ -932,6 +932,11 @@ class CampaignBook:
         ranges). A customer shares one such attribute with an operator (a campus NAT, a company card, a
         sign-up hour), seldom two, and each must link this campaign's accounts and no other campaign's;
         one whose own requests already read as ordinary is not tied (:meth:`AttributeIndex._ordinary`).
+        A card is the exception: one that links is paid for by someone whose accounts mostly harvest (a
+        company's card, shared by developers who converse, never links), and the operator's account on
+        it is theirs. A trickle campaign of hundreds of accounts per card left 49 of 276 accounts active
+        in its first 6 h unlisted until the 7th hour, each tied through its card since the 4th, waiting
+        for a network tie (tuning seed 1021; 11 with the card alone).
         A tie through an attribute that no campaign holds yet is kept until one does (:meth:`_tie_early`):
         a trickle account reports seldom, and its next report may come a day later.
         """
@@ -958,7 +963,7 @@ class CampaignBook:
         if kind not in kinds:
             kinds.append(kind)
             kinds.sort()
-        if len(kinds) < 2 or not campaign.open:
+        if not campaign.open or (len(kinds) < 2 and "payment" not in kinds):
             return None
         self._join_tied(campaign, link, memberships)
         return campaign

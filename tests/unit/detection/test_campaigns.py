@@ -568,6 +568,34 @@ def test_an_account_sharing_only_a_campaigns_proxy_range_does_not_join_before_ha
     assert "student" not in linker.book.campaign_of
 
 
+def test_a_new_account_on_a_campaigns_card_joins_before_harvesting_of_its_own():
+    """The card's payer mostly harvests; an account on it with two requests of cover chat is theirs."""
+    linker = CampaignLinker()
+    popular_sdk_customers(linker)
+    for n in range(30):
+        report(linker, f"a{n}", ["payment:p1", "tls:popular-sdk"], T0 + n, checked=6, harvest_like=2)
+    campaign = firing(linker.expire(T0 + 30 + HOLD)[0])[0].campaign_id
+    alerts, memberships = report(
+        linker, "newcomer", ["payment:p1", "tls:popular-sdk"], T0 + HOUR, checked=2, harvest_like=0
+    )
+    assert [(m.account_id, m.campaign_id) for m in memberships] == [("newcomer", campaign)]
+    sent = firing(alerts + linker.expire(T0 + 2 * HOUR)[0])[-1]
+    assert sent.extra["joined_on_shared_attributes"] == [{"ties": "payment", "account_ids": ["newcomer"]}]
+
+
+def test_a_developer_on_a_company_card_an_eval_team_also_uses_is_not_tied_to_anything():
+    """Eight developers who converse and four eval pipelines on one card: it never links, so a new
+    developer on it with one chat request joins nothing."""
+    linker = CampaignLinker()
+    for n in range(8):
+        report(linker, f"dev{n}", ["payment:company", f"tls:d{n}"], T0 + n, checked=10, harvest_like=0)
+    for n in range(4):
+        report(linker, f"eval{n}", ["payment:company", f"tls:e{n}"], T0 + 10 + n, checked=8, harvest_like=8)
+    linker.expire(T0 + HOUR)
+    report(linker, "new-dev", ["payment:company", "tls:d9"], T0 + HOUR, checked=1, harvest_like=0)
+    assert not linker.book.campaigns and "new-dev" not in linker.book.campaign_of
+
+
 def test_an_account_whose_own_requests_read_as_ordinary_is_not_tied_to_the_campaign_it_shares_with():
     """Twelve requests and none harvest-shaped, where a third of the campaign's are: a person, whatever
     client and network they share."""
