@@ -6,11 +6,15 @@ Pure: takes an :class:`~detector.detection.profile.AccountProfile` and the popul
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import pickle
+import sys
 from math import exp, log
+from types import ModuleType
 from typing import NamedTuple
 
-from river import anomaly, compose, preprocessing, stats
+from river import compose, stats
 
 from detector.detection.features import activity
 from detector.detection.features.prompting import capability_focus
@@ -18,6 +22,35 @@ from detector.detection.features.prompts import TASK_KINDS
 from detector.detection.features.shares import ramp
 from detector.detection.policy import DetectionPolicy
 from detector.detection.profile import AccountProfile
+
+
+def _river_module(name: str, packages: tuple[str, ...]) -> ModuleType:
+    """River's module ``name``, imported without running the ``__init__`` of ``packages``.
+
+    ``river.anomaly``, ``river.preprocessing`` and ``river.tree`` import every model they hold, and
+    some of those import SciPy's stats: ~1.5 s of start-up for every ``detector`` command, which
+    ``detector replay --workers N`` pays serially before it forks (docs/performance.md). The two
+    classes used here need none of it. Each package is a bare module (its path, no code) while
+    ``name`` is imported, then removed, so a later ``import river.anomaly`` runs its ``__init__``
+    as usual and finds the same classes."""
+    stubs = [package for package in packages if package not in sys.modules]
+    for package in stubs:
+        spec = importlib.util.find_spec(package)
+        assert spec is not None, package
+        sys.modules[package] = importlib.util.module_from_spec(spec)
+    try:
+        return importlib.import_module(name)
+    finally:
+        for package in stubs:
+            del sys.modules[package]
+            parent, _, child = package.rpartition(".")
+            if hasattr(sys.modules[parent], child):
+                delattr(sys.modules[parent], child)
+
+
+_LIGHT = ("river.tree", "river.anomaly", "river.preprocessing")
+HalfSpaceTrees = _river_module("river.anomaly.hst", _LIGHT).HalfSpaceTrees
+MinMaxScaler = _river_module("river.preprocessing.scale", _LIGHT).MinMaxScaler
 
 
 class _PopulationMedian:
@@ -115,8 +148,8 @@ class Population:
         self.medians: dict[str, stats.Quantile] = {}
         self.accounts_folded = 0
         self.outlier_model = compose.Pipeline(
-            preprocessing.MinMaxScaler(),
-            anomaly.HalfSpaceTrees(n_trees=5, height=6, window_size=250, seed=seed),
+            MinMaxScaler(),
+            HalfSpaceTrees(n_trees=5, height=6, window_size=250, seed=seed),
         )
         self.outlier_learned = 0
 
