@@ -49,8 +49,12 @@ def _river_module(name: str, packages: tuple[str, ...]) -> ModuleType:
 
 
 _LIGHT = ("river.tree", "river.anomaly", "river.preprocessing")
-HalfSpaceTrees = _river_module("river.anomaly.hst", _LIGHT).HalfSpaceTrees
-MinMaxScaler = _river_module("river.preprocessing.scale", _LIGHT).MinMaxScaler
+try:
+    HalfSpaceTrees = _river_module("river.anomaly.hst", _LIGHT).HalfSpaceTrees
+    MinMaxScaler = _river_module("river.preprocessing.scale", _LIGHT).MinMaxScaler
+except (ImportError, AttributeError):  # a River release that moved them: the slow start, nothing else
+    from river.anomaly import HalfSpaceTrees
+    from river.preprocessing import MinMaxScaler
 
 
 class _PopulationMedian:
