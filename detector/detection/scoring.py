@@ -28,7 +28,7 @@ def _river_module(name: str, packages: tuple[str, ...]) -> ModuleType:
     """River's module ``name``, imported without running the ``__init__`` of ``packages``.
 
     ``river.anomaly``, ``river.preprocessing`` and ``river.tree`` import every model they hold, and
-    some of those import SciPy's stats: ~1.5 s of start-up for every ``detector`` command, which
+    some of those import SciPy's stats: most of every ``detector`` command's start-up, which
     ``detector replay --workers N`` pays serially before it forks (docs/performance.md). The two
     classes used here need none of it. Each package is a bare module (its path, no code) while
     ``name`` is imported, then removed, so a later ``import river.anomaly`` runs its ``__init__``

@@ -22,9 +22,9 @@ def test_detection_package_imports_no_kafka_faust_or_metrics_module():
 
 
 def test_replay_starts_without_scipy_stats_and_river_packages_stay_whole():
-    """River's model packages import SciPy's stats, ~1.5 s that every replay (and each of its
-    workers' start) paid for two classes that need none of it; a later plain import of those
-    packages still works and gives the same classes."""
+    """River's model packages import SciPy's stats, most of the start-up every replay paid for two
+    classes that need none of it; a later plain import of those packages still works and gives the
+    same classes."""
     program = (
         "import sys, detector.replay, detector.detection.scoring as scoring\n"
         "print('scipy.stats' in sys.modules, 'river.anomaly' in sys.modules)\n"
