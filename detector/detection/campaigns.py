@@ -1277,31 +1277,40 @@ class CampaignBook:
         joined_alarming = _joined_through(campaign.joined_alarming, self.policy.member_cap)
         joined_on_ties = _joined_on_ties(campaign.joined_on_ties, self.policy.member_cap)
         if summary is None:
+            nouns = [_NOUNS.get(kind, (kind, kind)) for kind in kinds] or [("attribute", "attributes")]
             basis = (
-                f"they share {', '.join(kinds)}"
-                if len(kinds) > 1
-                else f"they share one {kinds[0] if kinds else 'attribute'} and each harvests on its own"
+                f"they share {_listed([plural for _, plural in nouns], 'and')}"
+                if len(nouns) > 1
+                else f"they share one {nouns[0][0]} and each harvests on its own"
             )
             summary = (
                 f"Campaign {campaign.campaign_id}: {size:,} accounts harvesting model outputs together "
                 f"({exchanges:,} exchanges); {basis}."
             )
             if joined_on_exclusive:
+                one = len(campaign.joined_on_exclusive) == 1
                 summary += (
-                    f" {len(campaign.joined_on_exclusive):,} of them share only one "
-                    f"{' or '.join(sorted({item['attribute'] for item in joined_on_exclusive}))} that no one "
-                    f"but this campaign's harvesting accounts uses, and harvest on their own."
+                    f" {len(campaign.joined_on_exclusive):,} of them {'shares' if one else 'share'} only one "
+                    f"{_one_of(item['attribute'] for item in joined_on_exclusive)} that no one but this campaign's "
+                    f"harvesting accounts uses, and {'harvests on its own' if one else 'harvest on their own'}."
                 )
             if joined_alarming:
+                one = len(campaign.joined_alarming) == 1
                 summary += (
-                    f" {len(campaign.joined_alarming):,} share only one "
-                    f"{' or '.join(sorted({item['attribute'] for item in joined_alarming}))} with it, "
-                    f"and their own traffic pages."
+                    f" {len(campaign.joined_alarming):,} {'shares' if one else 'share'} only one "
+                    f"{_one_of(item['attribute'] for item in joined_alarming)} with it, and "
+                    f"{'its' if one else 'their'} own traffic pages."
                 )
             if joined_on_ties:
+                one = len(campaign.joined_on_ties) == 1
+                ties = [
+                    _listed([_TIE_NOUNS.get(kind, kind) for kind in item["ties"].split("+")], "and")
+                    for item in joined_on_ties
+                ]
                 summary += (
-                    f" {len(campaign.joined_on_ties):,} have not harvested on their own yet, but share "
-                    f"{' or '.join(item['ties'] for item in joined_on_ties)} with it."
+                    f" {len(campaign.joined_on_ties):,} {'has' if one else 'have'} not harvested on "
+                    f"{'its' if one else 'their'} own yet, but {'shares' if one else 'share'} its "
+                    f"{_listed(ties, 'or')}."
                 )
         members = sorted(campaign.members, key=lambda account: (campaign.members[account], account))
         evidence = tuple(
@@ -1342,6 +1351,42 @@ class CampaignBook:
                 "since": rfc3339(campaign.first_seen),
             },
         )
+
+
+_NOUNS = {
+    "payment": ("card", "cards"),
+    "network": ("network", "networks"),
+    "pair": ("pair of client, creation hour and template", "pairs of client, creation hour and template"),
+    "tls": ("TLS fingerprint", "TLS fingerprints"),
+    "setup": ("client set-up", "client set-ups"),
+    "cohort": ("creation hour", "creation hours"),
+    "pivot": ("switch to a new model", "switches to a new model"),
+    "user_agent": ("user agent", "user agents"),
+    "template": ("prompt template", "prompt templates"),
+}
+"""Each attribute kind in the words of a campaign alert's summary (its fields keep the kinds)."""
+_TIE_NOUNS = {
+    "payment": "card",
+    "network": "network",
+    "client": "client",
+    "cohort": "creation hour",
+    "template": "prompt template",
+}
+"""The same for the kinds of ties (:data:`TIE_KINDS`)."""
+
+
+def _listed(items: list[str], conjunction: str) -> str:
+    """``a``, ``a and b``, ``a, b and c``: a summary's list in words.
+
+    >>> _listed(["card"], "and"), _listed(["card", "network"], "or"), _listed(["a", "b", "c"], "and")
+    ('card', 'card or network', 'a, b and c')
+    """
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+
+
+def _one_of(kinds: Iterable[str]) -> str:
+    """The kinds of the attributes some members joined through, as one noun: ``TLS fingerprint or client set-up``."""
+    return _listed([_NOUNS.get(kind, (kind, kind))[0] for kind in sorted(set(kinds))], "or")
 
 
 def _note_harvest(campaign: Campaign, link: Link) -> None:

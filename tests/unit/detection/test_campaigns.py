@@ -283,7 +283,10 @@ def test_a_harvesting_account_on_a_client_only_a_campaigns_harvesters_use_joins_
     assert "lone" in firing(alerts)[-1].account_ids
     listed_apart = firing(alerts)[-1].extra["joined_on_exclusive_attribute"]
     assert [(item["attribute"], item["account_ids"]) for item in listed_apart] == [("tls", ["lone"])]
-    assert "share only one tls" in firing(alerts)[-1].summary
+    assert (
+        "1 of them shares only one TLS fingerprint that no one but this campaign's harvesting accounts uses, "
+        "and harvests on its own." in firing(alerts)[-1].summary
+    )
 
 
 def test_accounts_linked_before_their_client_became_exclusive_join_when_it_does():
@@ -557,7 +560,20 @@ def test_a_new_account_on_a_campaigns_proxy_range_and_client_joins_before_harves
     sent = firing(alerts + linker.expire(T0 + 2 * HOUR)[0])[-1]
     assert "newcomer" in sent.account_ids
     assert sent.extra["joined_on_shared_attributes"] == [{"ties": "client+network", "account_ids": ["newcomer"]}]
-    assert "have not harvested on their own yet, but share client+network" in sent.summary
+    assert "1 has not harvested on its own yet, but shares its client and network." in sent.summary
+
+
+def test_a_campaign_alert_says_what_its_members_share_in_words_on_call_reads():
+    """The summary names kinds as a person says them ("networks and TLS fingerprints", not
+    "network, tls"), and counts members in agreement with their number; the fields keep the kinds."""
+    linker = CampaignLinker()
+    slow_proxy_campaign(linker)
+    for n in range(2):
+        report(linker, f"newcomer{n}", ["network:proxy", "tls:custom-client"], T0 + HOUR, checked=2, harvest_like=0)
+    sent = firing(linker.expire(T0 + 2 * HOUR)[0])[-1]
+    assert "they share networks and TLS fingerprints." in sent.summary
+    assert "2 have not harvested on their own yet, but share its client and network." in sent.summary
+    assert {item["attribute"] for item in sent.extra["shared_attributes"]} == {"network", "tls"}
 
 
 def test_an_account_sharing_only_a_campaigns_proxy_range_does_not_join_before_harvesting():
@@ -700,7 +716,7 @@ def test_an_account_paging_on_its_own_joins_the_campaign_it_shares_only_a_client
     assert [(m.account_id, m.campaign_id) for m in memberships] == [("member", campaign)]
     listed_apart = firing(alerts)[-1].extra["joined_on_own_alert"]
     assert [(item["attribute"], item["account_ids"]) for item in listed_apart] == [("tls", ["member"])]
-    assert "1 share only one tls with it, and their own traffic pages" in firing(alerts)[-1].summary
+    assert "1 shares only one TLS fingerprint with it, and its own traffic pages." in firing(alerts)[-1].summary
 
 
 def test_accounts_paging_on_their_own_through_one_linking_client_found_a_campaign():
