@@ -1277,7 +1277,8 @@ class CampaignBook:
         joined_alarming = _joined_through(campaign.joined_alarming, self.policy.member_cap)
         joined_on_ties = _joined_on_ties(campaign.joined_on_ties, self.policy.member_cap)
         if summary is None:
-            nouns = [_NOUNS.get(kind, (kind, kind)) for kind in kinds] or [("attribute", "attributes")]
+            in_order = [kind for kind in _NOUNS if kind in kinds] + [kind for kind in kinds if kind not in _NOUNS]
+            nouns = [_NOUNS.get(kind, (kind, kind)) for kind in in_order] or [("attribute", "attributes")]
             basis = (
                 f"they share {_listed([plural for _, plural in nouns], 'and')}"
                 if len(nouns) > 1
@@ -1356,7 +1357,7 @@ class CampaignBook:
 _NOUNS = {
     "payment": ("card", "cards"),
     "network": ("network", "networks"),
-    "pair": ("pair of client, creation hour and template", "pairs of client, creation hour and template"),
+    "pair": ("client/creation-hour/template pair", "client/creation-hour/template pairs"),
     "tls": ("TLS fingerprint", "TLS fingerprints"),
     "setup": ("client set-up", "client set-ups"),
     "cohort": ("creation hour", "creation hours"),
@@ -1364,7 +1365,8 @@ _NOUNS = {
     "user_agent": ("user agent", "user agents"),
     "template": ("prompt template", "prompt templates"),
 }
-"""Each attribute kind in the words of a campaign alert's summary (its fields keep the kinds)."""
+"""Each attribute kind in the words of a campaign alert's summary (its fields keep the kinds), in the
+order the summary lists them: what joins accounts outright first."""
 _TIE_NOUNS = {
     "payment": "card",
     "network": "network",
