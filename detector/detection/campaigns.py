@@ -292,6 +292,12 @@ def _unknown(checked: int, harvest_like: int) -> bool:
     return checked <= 1 and harvest_like == 0
 
 
+def _only_harvesters(state: _AttributeState) -> bool:
+    """Whether every account seen with the attribute is one of its harvesting accounts: an operator's
+    custom client before enough of its accounts harvest through it to link them."""
+    return state.harvesting_accounts == len(state.members) + state.extra_members
+
+
 def _pages_at(observation: AttributeObservation) -> float:
     """When an alarming account's own alert pages; its report's time, from a detector that did not say."""
     return observation.pages_at or observation.timestamp
@@ -474,10 +480,15 @@ class AttributeIndex:
                 and previous[2] < min(observation.harvest_like, policy.min_campaign_harvests)
             ):  # news the campaign book needs only until its campaign may alert on its harvest
                 links.append(_own_link(observation)._replace(refresh=True))
-        if turned_alarming and (observation.fresh or kind == "cohort") and account not in state.linked:
-            # not linked through it (it carries mostly ordinary traffic): a new account paging on its own
-            # is still news for other new accounts paging through it, and any account for others opened
-            # in its hour (old accounts bought in a batch wake up together: see CampaignBook._join_alarming)
+        if (
+            turned_alarming
+            and account not in state.linked
+            and (observation.fresh or kind == "cohort" or (kind in CLIENT_KINDS and _only_harvesters(state)))
+        ):
+            # not linked through it (it carries mostly ordinary traffic, or too few accounts yet): a new
+            # account paging on its own is still news for other new accounts paging through it, any account
+            # for others opened in its hour (old accounts bought in a batch wake up together), and for others
+            # on a client that no account but harvesting ones has used (see CampaignBook._join_alarming)
             links.append(
                 _own_link(observation)._replace(
                     alarming=True, again=True, linking=False, pages_at=_pages_at(observation)
@@ -851,6 +862,11 @@ class CampaignBook:
         networks and a browser paged as six alerts, now three), while API products opened in one clock
         hour and paging together are rare (no more benign accounts flagged on the tuning seeds, 5540-5569
         or 5910-5939, nor on the fresh 5570-5599 and 5630-5659, where it changed two campaigns in all).
+        Old accounts paging through a client that no account but harvesting ones has used are grouped
+        too: an operator's custom client, before the eight harvesting accounts it needs to link (tuning
+        seed 1055: 22 aged accounts of a burst campaign, each on its own card and network, paged as four
+        accounts and then the campaign, 5 keys; now 1), while an API product's client is a popular SDK's
+        or a browser's, which customers use too.
         Members joined so are tied as by a strong link: a card or a pair that links one of them later
         grows this campaign rather than starting another.
         """

@@ -849,6 +849,24 @@ def test_old_accounts_paging_on_their_own_through_their_creation_hour_are_paged_
     assert not any(f"product{n}" in linker.book.campaign_of for n in range(3))
 
 
+def test_old_accounts_paging_on_their_own_through_a_client_only_harvesters_use_are_paged_together():
+    """A burst operator's aged accounts, each on its own card and network, page minutes apart on a
+    custom client that has not linked yet (three harvesting accounts, eight needed): one alert, not one
+    per account and then the campaign's (tuning seed 1055: 22 accounts, 5 alert keys). A customer
+    seen on the client makes it a client anyone may use, and old accounts paging on it stay apart."""
+    linker = CampaignLinker()
+    for n in range(3):
+        assert "burst0" not in linker.book.campaign_of  # two are not yet a campaign
+        report(linker, f"burst{n}", [f"payment:b{n}", "tls:custom-client"], T0 + HOUR + n * 60, alarming=True)
+    assert not linker.index.attributes["tls:custom-client"].linking
+    found = {linker.book.campaign_of.get(f"burst{n}") for n in range(3)}
+    assert len(found) == 1 and None not in found
+    report(linker, "customer", ["payment:c", "tls:in-house-client"], T0, checked=4, harvest_like=0)
+    for n in range(3):
+        report(linker, f"product{n}", [f"payment:p{n}", "tls:in-house-client"], T0 + HOUR + n, alarming=True)
+    assert not any(f"product{n}" in linker.book.campaign_of for n in range(3))
+
+
 def test_an_account_tied_before_any_campaign_held_the_attributes_joins_the_campaign_that_takes_them():
     """A trickle account of a low-and-slow operator reported its custom client and creation hour (one
     request in three harvest-shaped) while they linked the operator's accounts but no campaign held
