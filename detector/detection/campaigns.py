@@ -1293,8 +1293,7 @@ class CampaignBook:
         joined_alarming = _joined_through(campaign.joined_alarming, self.policy.member_cap)
         joined_on_ties = _joined_on_ties(campaign.joined_on_ties, self.policy.member_cap)
         if summary is None:
-            in_order = [kind for kind in _NOUNS if kind in kinds] + [kind for kind in kinds if kind not in _NOUNS]
-            nouns = [_NOUNS.get(kind, (kind, kind)) for kind in in_order] or [("attribute", "attributes")]
+            nouns = [_NOUNS[kind] for kind in _NOUNS if kind in kinds] or [("attribute", "attributes")]
             basis = (
                 f"they share {_listed([plural for _, plural in nouns], 'and')}"
                 if len(nouns) > 1
@@ -1321,8 +1320,7 @@ class CampaignBook:
             if joined_on_ties:
                 one = len(campaign.joined_on_ties) == 1
                 ties = [
-                    _listed([_TIE_NOUNS.get(kind, kind) for kind in item["ties"].split("+")], "and")
-                    for item in joined_on_ties
+                    _listed([_TIE_NOUNS[kind] for kind in item["ties"].split("+")], "and") for item in joined_on_ties
                 ]
                 summary += (
                     f" {len(campaign.joined_on_ties):,} {'has' if one else 'have'} not harvested on "
@@ -1381,8 +1379,8 @@ _NOUNS = {
     "user_agent": ("user agent", "user agents"),
     "template": ("prompt template", "prompt templates"),
 }
-"""Each attribute kind in the words of a campaign alert's summary (its fields keep the kinds), in the
-order the summary lists them: what joins accounts outright first."""
+"""Each attribute kind (:data:`ATTRIBUTE_KINDS` and pairs) in the words of a campaign alert's summary
+(its fields keep the kinds), in the order the summary lists them: what joins accounts outright first."""
 _TIE_NOUNS = {
     "payment": "card",
     "network": "network",
@@ -1404,7 +1402,7 @@ def _listed(items: list[str], conjunction: str) -> str:
 
 def _one_of(kinds: Iterable[str]) -> str:
     """The kinds of the attributes some members joined through, as one noun: ``TLS fingerprint or client set-up``."""
-    return _listed([_NOUNS.get(kind, (kind, kind))[0] for kind in sorted(set(kinds))], "or")
+    return _listed([_NOUNS[kind][0] for kind in sorted(set(kinds))], "or")
 
 
 def _note_harvest(campaign: Campaign, link: Link) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE
 from detector.detection.campaigns import (
+    _NOUNS,
+    _TIE_NOUNS,
+    ATTRIBUTE_KINDS,
+    TIE_KINDS,
     AttributeIndex,
     AttributeObservation,
     CampaignBook,
@@ -574,6 +578,13 @@ def test_a_campaign_alert_says_what_its_members_share_in_words_on_call_reads():
     assert "they share networks and TLS fingerprints." in sent.summary
     assert "2 have not harvested on their own yet, but share its client and network." in sent.summary
     assert {item["attribute"] for item in sent.extra["shared_attributes"]} == {"network", "tls"}
+
+
+def test_every_kind_an_alert_can_name_has_words_for_on_call():
+    """A summary never shows a raw kind code (``user_agent``, ``client+network``): every attribute
+    kind, pairs and every kind of tie has its words."""
+    assert set(_NOUNS) == {*ATTRIBUTE_KINDS, "pair"}
+    assert set(_TIE_NOUNS) == set(TIE_KINDS.values())
 
 
 def test_an_account_sharing_only_a_campaigns_proxy_range_does_not_join_before_harvesting():
