@@ -118,8 +118,10 @@ class Link(NamedTuple):
     pages_at: float = 0.0
     """With ``alarming``: when the account's own alert pages (:attr:`AttributeObservation.pages_at`)."""
     refresh: bool = False
-    """Only news of how much the account has harvested: linked through a card or a network before, it
-    has harvested more since (see :meth:`CampaignBook._harvests_together`)."""
+    """Only news of how much the account has harvested: linked through a card or a network that still
+    links it, it has harvested more since, as its summary says through any of its attributes (an
+    operator's account sends through one proxy range, then another; see
+    :meth:`CampaignBook._harvests_together`)."""
 
 
 MAX_UNHELD = 16
@@ -316,6 +318,10 @@ class AttributeIndex:
     def __init__(self, policy: CampaignPolicy | None = None):
         self.policy = policy or CampaignPolicy()
         self.attributes: dict[str, _AttributeState] = {}
+        self.harvest_heard: dict[str, tuple[int, float, str]] = {}
+        """Accounts linked through a card or a network whose campaign may still wait for their harvest
+        → the harvest-shaped requests last reported for them, when, and the card or network that linked
+        them (see :attr:`Link.refresh`)."""
         self._singles: deque[str] = deque()
         """Attributes as they were first seen, oldest first: over ``max_attributes`` the oldest still
         seen with one account only is forgotten first (listed until read, as ``Detector._newcomers``)."""
@@ -451,6 +457,8 @@ class AttributeIndex:
                     continue
                 if self._harvests(state, checked, harvest_like, specific):
                     state.linked.add(member)
+                    if specific and harvest_like > self.harvest_heard.get(member, (-1,))[0]:
+                        self._heard(member, harvest_like, observation.timestamp, observation.attribute)
                     links.append(
                         Link(
                             observation.attribute,
@@ -473,13 +481,6 @@ class AttributeIndex:
                         exclusive=exclusive, alarming=True, again=True, pages_at=_pages_at(observation)
                     )
                 )
-            elif (
-                specific
-                and previous is not None
-                and account in state.linked
-                and previous[2] < min(observation.harvest_like, policy.min_campaign_harvests)
-            ):  # news the campaign book needs only until its campaign may alert on its harvest
-                links.append(_own_link(observation)._replace(refresh=True))
         if (
             turned_alarming
             and account not in state.linked
@@ -494,6 +495,19 @@ class AttributeIndex:
                     alarming=True, again=True, linking=False, pages_at=_pages_at(observation)
                 )
             )
+        heard = self.harvest_heard.get(account)
+        if (
+            heard is not None
+            and heard[0] < min(observation.harvest_like, policy.min_campaign_harvests)
+            and (linked_by := self.attributes.get(heard[2])) is not None
+            and linked_by.linking
+            and account in linked_by.linked
+        ):
+            # news the campaign book needs only until its campaign may alert on its harvest, while the
+            # card or network that linked the account still links it, through whichever of its
+            # attributes its summary came: an operator's accounts move between its proxy ranges
+            links.append(_own_link(observation)._replace(refresh=True))
+            self._heard(account, observation.harvest_like, observation.timestamp, heard[2])
         # checked even when the attribute no longer links: an account linked early leaves once it stops harvesting
         if (
             previous is not None
@@ -505,20 +519,36 @@ class AttributeIndex:
             links.append(_own_link(observation)._replace(harvesting=False))
         return links
 
+    def _heard(self, account: str, harvest_like: int, now: float, attribute: str) -> None:
+        """Note what the campaign book last heard of an account's harvest: re-inserted, so that the
+        dict's order is least recently heard first (read from the front by :meth:`expire`)."""
+        self.harvest_heard.pop(account, None)
+        if harvest_like < self.policy.min_campaign_harvests:
+            self.harvest_heard[account] = (harvest_like, now, attribute)
+
     def snapshot(self) -> dict:
         """Every attribute's members and running totals, as plain data: each attribute's fields in
-        :class:`_AttributeState` order, its linked accounts a sorted list."""
+        :class:`_AttributeState` order, its linked accounts a sorted list; and what the campaign book
+        last heard of linked accounts' harvest."""
         return {
-            attribute: [
-                sorted(value) if isinstance(value, set) else value
-                for value in (getattr(state, name) for name in _ATTRIBUTE_FIELDS)
-            ]
-            for attribute, state in self.attributes.items()
+            "attributes": {
+                attribute: [
+                    sorted(value) if isinstance(value, set) else value
+                    for value in (getattr(state, name) for name in _ATTRIBUTE_FIELDS)
+                ]
+                for attribute, state in self.attributes.items()
+            },
+            "harvest_heard": [[account, *heard] for account, heard in self.harvest_heard.items()],
         }
 
     def restore(self, state: dict) -> None:
+        if "attributes" not in state:  # a snapshot from before harvest_heard: its attributes alone
+            state = {"attributes": state, "harvest_heard": []}
+        self.harvest_heard = {
+            account: (harvest_like, at, attribute) for account, harvest_like, at, attribute in state["harvest_heard"]
+        }
         self.attributes = {}
-        for attribute, values in state.items():
+        for attribute, values in state["attributes"].items():
             # strict=False: a snapshot from before unknown_accounts lacks it, and it is counted again here
             fields = dict(zip(_ATTRIBUTE_FIELDS, values, strict=False))
             # a snapshot from before `alarming` reported four fields per member, one from before
@@ -556,6 +586,9 @@ class AttributeIndex:
                 break
             del attributes[key]
             dropped += 1
+        heard = self.harvest_heard
+        while heard and next(iter(heard.values()))[1] < cutoff:  # linked accounts gone quiet
+            del heard[next(iter(heard))]
         if len(self._singles) > 2 * len(attributes):  # mostly shared or gone: keep it as small as they are
             self._singles = deque(a for a in self._singles if (kept := attributes.get(a)) and len(kept.members) <= 1)
         return dropped
@@ -1191,8 +1224,12 @@ class CampaignBook:
         for a sixth member or a paging one, while each of its accounts harvests a few requests an hour
         (eval seeds 5741, 5746, 5753: 3-4 accounts linked by 5.5 h, alerted after 6 h). What separates
         them is the volume the group has harvested as one actor. The link stage reports a member's
-        harvest again as it grows, through its card or network, until the campaign may alert on it
-        (:attr:`Link.refresh`): a member linked at its second request would otherwise count two.
+        harvest again as it grows, while the card or network that linked it still does, until the
+        campaign may alert on it (:attr:`Link.refresh`): a member linked at its second request would
+        otherwise count two. It reports it through whichever attribute the member's summary came: an
+        operator's accounts move between proxy ranges, and a member heard only through the range that
+        linked it counted what it had sent then (eval seed 6120: four accounts on shared ranges, 13
+        harvest-shaped requests by 6 h, heard as 7: named at 10.3 h; heard through any, 4.5 h).
 
         >>> book = CampaignBook()
         >>> people = Campaign("c", 0.0, 0.0, harvests={"a": 1, "b": 2, "c": 1, "d": 1, "e": 2})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from detector.detection.alerting import CAMPAIGN_ALERT_TYPE
 from detector.detection.campaigns import (
     _NOUNS,
@@ -416,14 +418,17 @@ def test_three_accounts_on_one_proxy_range_that_harvested_ten_requests_between_t
     assert set(sent.account_ids) == {"p0", "p1", "p2"}
 
 
-def test_a_small_campaign_hears_its_members_harvest_grow_after_they_linked():
+@pytest.mark.parametrize("later_range", ["network:proxy", "network:proxy-b"])
+def test_a_small_campaign_hears_its_members_harvest_grow_after_they_linked(later_range):
     """Three accounts linked by their proxy range with two harvest-shaped requests each wait; when one
-    of them reports more harvest, the campaign book hears it though nothing new links, and pages."""
+    of them reports more harvest, the campaign book hears it though nothing new links, and pages. An
+    operator's accounts change proxy range between requests: the summary may come through another
+    range and the account's own card, which link nothing, and is heard all the same."""
     linker = CampaignLinker()
     for n in range(3):
         report(linker, f"p{n}", [f"payment:p{n}", "network:proxy"], T0 + n, checked=4, harvest_like=2)
     assert not firing(linker.expire(T0 + 2 + HOLD)[0])
-    alerts, _ = report(linker, "p0", ["payment:p0", "network:proxy"], T0 + HOUR, checked=6, harvest_like=4)
+    alerts, _ = report(linker, "p0", ["payment:p0", later_range], T0 + HOUR, checked=6, harvest_like=4)
     [sent] = firing(alerts)
     assert set(sent.account_ids) == {"p0", "p1", "p2"}
 
@@ -927,3 +932,20 @@ def test_an_account_tied_through_a_card_as_it_turned_linking_joins_the_campaign_
     [sent] = firing(linker.expire(T0 + 6 + HOLD)[0])
     assert set(sent.account_ids) == {f"o{n}" for n in range(6)} | {"t"}
     assert sent.extra["joined_on_shared_attributes"] == [{"ties": "network+payment", "account_ids": ["t"]}]
+
+
+def test_what_the_book_heard_of_linked_accounts_harvest_survives_a_snapshot_and_is_forgotten_when_they_go_quiet():
+    linker = CampaignLinker()
+    for n in range(3):
+        report(linker, f"p{n}", [f"payment:p{n}", "network:proxy"], T0 + n, checked=4, harvest_like=2)
+    report(linker, "p0", ["payment:p0", "network:proxy-b"], T0 + HOUR, checked=5, harvest_like=3)
+    restored = AttributeIndex()
+    restored.restore(linker.index.snapshot())
+    heard = {"p1": (2, T0 + 2, "network:proxy"), "p2": (2, T0 + 2, "network:proxy")}
+    heard["p0"] = (3, T0 + HOUR, "network:proxy")
+    assert restored.harvest_heard == linker.index.harvest_heard == heard
+    restored.expire(T0 + 3 + POLICY.attribute_ttl_hours * HOUR)
+    assert list(restored.harvest_heard) == ["p0"]
+    older = AttributeIndex()  # a snapshot from before harvest_heard: its attributes alone
+    older.restore(linker.index.snapshot()["attributes"])
+    assert older.attributes.keys() == linker.index.attributes.keys() and older.harvest_heard == {}
