@@ -587,8 +587,11 @@ class AttributeIndex:
             del attributes[key]
             dropped += 1
         heard = self.harvest_heard
-        while heard and next(iter(heard.values()))[1] < cutoff:  # linked accounts gone quiet
-            del heard[next(iter(heard))]
+        while heard:  # linked accounts gone quiet, least recently heard first
+            account, (_, heard_at, _) = next(iter(heard.items()))
+            if heard_at >= cutoff:
+                break
+            del heard[account]
         if len(self._singles) > 2 * len(attributes):  # mostly shared or gone: keep it as small as they are
             self._singles = deque(a for a in self._singles if (kept := attributes.get(a)) and len(kept.members) <= 1)
         return dropped

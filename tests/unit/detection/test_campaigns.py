@@ -35,7 +35,7 @@ class CampaignLinker:
     and swept when a test says so: these tests are about linking, not about the stages' clocks."""
 
     def __init__(self, policy: CampaignPolicy | None = None):
-        stages = CampaignStages(policy)
+        self.stages = stages = CampaignStages(policy)
         self.index = stages.link.index
         self.book = stages.merge.book
 
@@ -935,6 +935,9 @@ def test_an_account_tied_through_a_card_as_it_turned_linking_joins_the_campaign_
 
 
 def test_what_the_book_heard_of_linked_accounts_harvest_survives_a_snapshot_and_is_forgotten_when_they_go_quiet():
+    """A small campaign waiting for its members' harvest still hears it after a restart: three accounts
+    heard at 2, 3 and 2 harvest-shaped requests wait; restored from a snapshot, one reports 4 through yet
+    another range, and the campaign pages."""
     linker = CampaignLinker()
     for n in range(3):
         report(linker, f"p{n}", [f"payment:p{n}", "network:proxy"], T0 + n, checked=4, harvest_like=2)
@@ -946,6 +949,11 @@ def test_what_the_book_heard_of_linked_accounts_harvest_survives_a_snapshot_and_
     assert restored.harvest_heard == linker.index.harvest_heard == heard
     restored.expire(T0 + 3 + POLICY.attribute_ttl_hours * HOUR)
     assert list(restored.harvest_heard) == ["p0"]
+    restarted = CampaignLinker()
+    restarted.stages.restore(linker.stages.snapshot())
+    alerts, _ = report(restarted, "p1", ["payment:p1", "network:proxy-c"], T0 + 2 * HOUR, checked=6, harvest_like=4)
+    [sent] = firing(alerts)
+    assert set(sent.account_ids) == {"p0", "p1", "p2"}
     older = AttributeIndex()  # a snapshot from before harvest_heard: its attributes alone
     older.restore(linker.index.snapshot()["attributes"])
     assert older.attributes.keys() == linker.index.attributes.keys() and older.harvest_heard == {}
