@@ -7,12 +7,11 @@ What teams run first, on their own historical logs, before going live: the same 
 as the worker (:mod:`detector.detection.stages`), chained in one process, so the same records
 give the same alerts.
 
-With ``workers > 1`` the detect stage runs in that many processes, each detecting for the accounts
-of its :class:`~detector.detection.stages.Shard` (a stable hash of the account id, as Kafka keying
-splits accounts between input partitions), and this process routes each line to its shard and runs
-the link and merge stages over their outputs in input order. It fires the same dedup keys as one
-worker, but not byte for byte the same events, for the reasons a worker with several input
-partitions differs from replay:
+With ``workers > 1`` the detect stage runs in that many processes, each detecting for its share of
+the accounts (each account goes to the shard given the fewest records when its first record comes:
+:class:`_Router`), and this process routes each line to its shard and runs the link and merge stages
+over their outputs in input order. It fires the same dedup keys as one worker, but not byte for byte
+the same events, for the reasons a worker with several input partitions differs from replay:
 
 * each shard's population models (River quantiles, ``HalfSpaceTrees``) learn from its accounts
   only, and its clock is the newest of its own records: scores can move by a little;
@@ -40,7 +39,6 @@ import shutil
 import sys
 import tempfile
 import time
-import zlib
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
@@ -54,7 +52,7 @@ from detector.detection.alerting import DEFAULT_RUNBOOK, DEFAULT_SOURCE, Alert
 from detector.detection.campaigns import AttributeObservation, Membership
 from detector.detection.core import Detector
 from detector.detection.policy import DetectionPolicy
-from detector.detection.stages import CampaignStages, DeadLetter, DetectStage, Shard, encode_membership
+from detector.detection.stages import CampaignStages, DeadLetter, DetectStage, Split, encode_membership
 from detector.errors import DetectorError
 
 CHUNK_LINES = 1024
@@ -217,26 +215,73 @@ MAX_WORKERS = _BLANK
 """The most shards a replay can route lines to: shard indexes and the two codes above fit a byte."""
 
 
-def _owner(line: bytes, workers: int) -> int:
-    """The shard of the one account a line's records belong to, :data:`_SPLIT` if they may be
-    several accounts', :data:`_BLANK` if the line is blank.
+NEW_ACCOUNT_WORK = 16
+"""What a shard spends on an account beyond its records' count, in records: its profile is made and
+its early requests each send summaries to the link stage (fitted from shards' CPU: docs/performance.md)."""
 
-    It runs once for every line of the input: a byte search finds the key of a compact record
-    (``"account_id":"...`` once, no escapes) in a fraction of a decode; anything else is decoded.
-    Inside a JSON string the pattern cannot occur (its quotes would be escaped).
+
+class _Router:
+    """Which shard detects each account: the one given the least work so far, when the account's
+    first record comes.
+
+    A stable hash of the account id (as Kafka keying splits accounts between partitions) left the
+    shards as uneven as the heaviest accounts make them (docs/performance.md). This choice depends
+    only on the lines before, so a replay of a file is repeatable.
     """
-    start = line.find(_ACCOUNT_KEY)
-    if start >= 0:
-        start += len(_ACCOUNT_KEY)
-        end = line.find(b'"', start)
-        if end > 0 and line.find(b"\\", start, end) < 0 and line.find(_ACCOUNT_KEY, end) < 0:
-            return zlib.crc32(line[start:end]) % workers
-    if line.isspace():
-        return _BLANK
-    try:
-        return zlib.crc32(_account_of(line).account_id.encode("utf-8", "surrogatepass")) % workers
-    except (msgspec.DecodeError, msgspec.ValidationError):  # an envelope, or a bad record
-        return _SPLIT
+
+    def __init__(self, workers: int):
+        self.shard_of: dict[bytes, int] = {}
+        """account id (UTF-8) → its shard"""
+        self.work = [0] * workers
+        """the work given to each shard, in records"""
+
+    def owner(self, account: bytes) -> int:
+        """The shard of ``account``'s next record."""
+        shard = self.shard_of.get(account)
+        if shard is None:
+            shard = self._new(account)
+        self.work[shard] += 1
+        return shard
+
+    def _new(self, account: bytes) -> int:
+        work = self.work
+        shard = self.shard_of[account] = work.index(min(work))
+        work[shard] += NEW_ACCOUNT_WORK
+        return shard
+
+    def line_owners(self, lines: list[bytes]) -> bytes:
+        """The shard of the one account each line's records belong to, :data:`_SPLIT` if they may be
+        several accounts', :data:`_BLANK` if the line is blank.
+
+        It runs once for every line of the input: a byte search finds the key of a compact record
+        (``"account_id":"...`` once, no escapes) in a fraction of a decode; anything else is decoded.
+        Inside a JSON string the pattern cannot occur (its quotes would be escaped).
+        """
+        shard_of, work, key, after = self.shard_of, self.work, _ACCOUNT_KEY, len(_ACCOUNT_KEY)
+        owners = bytearray()
+        for line in lines:
+            start = line.find(key) + after
+            end = line.find(b'"', start)
+            if start >= after and end > 0 and line.find(b"\\", start, end) < 0 and line.find(key, end) < 0:
+                account = line[start:end]
+                shard = shard_of.get(account)
+                if shard is None:
+                    shard = self._new(account)
+                work[shard] += 1
+                owners.append(shard)
+            elif line.isspace():
+                owners.append(_BLANK)
+            else:
+                try:
+                    owners.append(self.owner(_account_of(line).account_id.encode("utf-8", "surrogatepass")))
+                except (msgspec.DecodeError, msgspec.ValidationError):  # an envelope, or a bad record
+                    owners.append(_SPLIT)
+        return bytes(owners)
+
+    def record_owners(self, line: bytes) -> bytes:
+        """The shard of each valid record of a :data:`_SPLIT` line, in order (as the shards decode it)."""
+        requests, _ = DetectStage.decode(line)
+        return bytes([self.owner(request.account_id.encode("utf-8", "surrogatepass")) for request in requests])
 
 
 class _Chunk(NamedTuple):
@@ -245,8 +290,9 @@ class _Chunk(NamedTuple):
 
     selected: list[bytes]
     """For each shard, per line of the chunk: 1 if it detects over that line."""
-    split: list[int]
-    """The numbers of the lines whose records may belong to several shards: each takes its own."""
+    split: dict[int, bytes]
+    """The numbers of the lines whose records may belong to several shards (each takes its own), and
+    the shard of each of their valid records."""
     lines: int
     """The lines that are not blank."""
 
@@ -257,14 +303,21 @@ def _routed_chunks(source: BinaryIO, workers: int) -> Iterator[_Chunk]:
     One process routes the lines, so that no shard looks into the lines of another: each skips
     them in C (:func:`itertools.compress`).
     """
+    router = _Router(workers)
     # per shard, a table of owner → 1 if the shard detects over the owner's line
     selections = [bytes(owner in (index, _SPLIT) for owner in range(256)) for index in range(workers)]
     first = 1
     while True:
         chunk = list(itertools.islice(source, CHUNK_LINES))
-        owners = bytes([_owner(line, workers) for line in chunk])
+        owners = router.line_owners(chunk)
         selected = [owners.translate(selection) for selection in selections]
-        split = [first + place for place, owner in enumerate(owners) if owner == _SPLIT] if _SPLIT in owners else []
+        split = {}
+        if _SPLIT in owners:
+            split = {
+                first + place: router.record_owners(line)
+                for place, (line, owner) in enumerate(zip(chunk, owners, strict=True))
+                if owner == _SPLIT
+            }
         yield _Chunk(selected, split, len(chunk) - owners.count(_BLANK))
         if len(chunk) < CHUNK_LINES:
             return
@@ -277,7 +330,7 @@ _TICK, _OBSERVATIONS, _ALERTS, _DEAD_LETTERS = range(4)
 
 
 def _shard_main(
-    connection, path: str, source_name: str, shard: Shard, policy: DetectionPolicy, event_kwargs: dict
+    connection, path: str, source_name: str, shard: int, workers: int, policy: DetectionPolicy, event_kwargs: dict
 ) -> None:
     """A detect shard: per request from the parent, apply the membership news it carries and take the
     alert decisions whose time the campaign clock has passed, then detect over its lines of the next
@@ -289,19 +342,20 @@ def _shard_main(
         numbered = enumerate(open_input(path, stack), start=1)
         first = 1
         while (request := connection.recv()) is not None:
-            memberships, announced, campaign_clock, selected, split_lines = request
-            splits = frozenset(split_lines or ())  # looked up per line: every line of an envelope file is one
+            memberships, announced, campaign_clock, selected, splits = request
             detector.apply_memberships(memberships, announced)
             items: list[tuple] = []
             if decided := detector.decide(campaign_clock):  # before the chunk's lines: merged first
-                items.append((first - 1, _ALERTS, shard.index, _encoded(decided, event_kwargs)))
+                items.append((first - 1, _ALERTS, shard, _encoded(decided, event_kwargs)))
             accepted = 0
             if selected is not None:
                 for number, line in itertools.compress(itertools.islice(numbered, len(selected)), selected):
-                    split = shard if number in splits else None
+                    split = None
+                    if splits and (owners := splits.get(number)) is not None:
+                        split = Split(bytes([owner == shard for owner in owners]), number % workers == shard)
                     boundary = detector.sweeps.next_boundary
                     detected = stage.handle(
-                        line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number, shard=split
+                        line.rstrip(b"\r\n"), topic=source_name, partition=None, offset=number, split=split
                     )
                     accepted += len(detected.requests)
                     _shard_items(items, number, shard, detector, boundary, detected, event_kwargs)
@@ -314,18 +368,18 @@ def _shard_main(
 
 
 def _shard_items(
-    items: list[tuple], number: int, shard: Shard, detector: Detector, boundary: float, detected, event_kwargs: dict
+    items: list[tuple], number: int, shard: int, detector: Detector, boundary: float, detected, event_kwargs: dict
 ) -> None:
     """A shard's items of line ``number``: the clock's tick if it crossed a sweep ``boundary``, then its outputs."""
     if detector.sweeps.next_boundary != boundary:
-        items.append((number, _TICK, shard.index, detector.watermark))
+        items.append((number, _TICK, shard, detector.watermark))
     if detected.observations:
         now = max(observation.timestamp for observation in detected.observations)
-        items.append((number, _OBSERVATIONS, shard.index, _encode_observations(detected.observations), now))
+        items.append((number, _OBSERVATIONS, shard, _encode_observations(detected.observations), now))
     if detected.alerts:
-        items.append((number, _ALERTS, shard.index, _encoded(detected.alerts, event_kwargs)))
+        items.append((number, _ALERTS, shard, _encoded(detected.alerts, event_kwargs)))
     if detected.dead_letters:
-        items.append((number, _DEAD_LETTERS, shard.index, detected.dead_letters))
+        items.append((number, _DEAD_LETTERS, shard, detected.dead_letters))
 
 
 _MERGING_GC_THRESHOLDS = (200_000, 20, 20)
@@ -362,7 +416,7 @@ def replay_sharded(
         parent_end, child_end = context.Pipe()
         process = context.Process(
             target=_shard_main,
-            args=(child_end, path, source_name or path, Shard(index, workers), policy, event_kwargs),
+            args=(child_end, path, source_name or path, index, workers, policy, event_kwargs),
             name=f"replay-shard-{index}",
             daemon=True,
         )

@@ -22,10 +22,9 @@ Membership changes have one wire form, :func:`encode_membership`
 from __future__ import annotations
 
 import dataclasses
-import zlib
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
@@ -83,25 +82,14 @@ class Detected(NamedTuple):
     summaries under the key the campaign stage orders them by."""
 
 
-@dataclass(frozen=True, slots=True)
-class Shard:
-    """One of ``count`` detect stages that split the accounts between them by a stable hash of the
-    account id, as Kafka's keying splits them between input partitions (``detector replay --workers``)."""
+class Split(NamedTuple):
+    """A message whose records several ``detector replay`` shards detect (an envelope of several
+    accounts' records): the part this shard takes."""
 
-    index: int
-    count: int
-
-    def owns(self, account_id: str) -> bool:
-        """Whether this shard detects for ``account_id``.
-
-        >>> [Shard(i, 2).owns("acct_42") for i in range(2)]
-        [False, True]
-        """
-        return zlib.crc32(account_id.encode("utf-8", "surrogatepass")) % self.count == self.index
-
-    def owns_message(self, offset: int) -> bool:
-        """Whether this shard reports the dead letters of a message whose records it splits with others."""
-        return offset % self.count == self.index
+    records: bytes
+    """Per valid record of the message, in order: 1 if this shard detects it."""
+    reports_rejections: bool
+    """Whether this shard reports the message's dead letters (one shard does)."""
 
 
 class DetectStage:
@@ -139,24 +127,23 @@ class DetectStage:
         return decode_envelope(value)
 
     def handle(
-        self, value: bytes, *, topic: str, partition: int | None, offset: int, shard: Shard | None = None
+        self, value: bytes, *, topic: str, partition: int | None, offset: int, split: Split | None = None
     ) -> Detected:
         """Everything one message produces; ``topic``/``partition``/``offset`` locate it in dead letters.
 
-        ``shard``: the message's records are split between shards (a replay shard reading an envelope
-        of several accounts): only those of this shard's accounts are detected here, and its dead
-        letters are reported by one shard.
+        ``split``: the message's records are split between shards (a replay shard reading an envelope
+        of several accounts): only this shard's part is detected here.
         """
-        return self.handle_decoded(decode_envelope(value), topic=topic, partition=partition, offset=offset, shard=shard)
+        return self.handle_decoded(decode_envelope(value), topic=topic, partition=partition, offset=offset, split=split)
 
     def handle_decoded(
-        self, decoded: Decoded, *, topic: str, partition: int | None, offset: int, shard: Shard | None = None
+        self, decoded: Decoded, *, topic: str, partition: int | None, offset: int, split: Split | None = None
     ) -> Detected:
         """:meth:`handle` for a message already decoded with :meth:`decode`."""
         requests, rejections = decoded
-        if shard is not None:
-            requests = [request for request in requests if shard.owns(request.account_id)]
-            if not shard.owns_message(offset):
+        if split is not None:
+            requests = list(itertools.compress(requests, split.records))
+            if not split.reports_rejections:
                 rejections = []
         source = (topic, partition, offset)
         offer = self.guard.offer

@@ -265,3 +265,22 @@ def test_a_record_stamped_2099_changes_no_alert_of_anyone_else(tmp_path, workers
     assert outputs["stray"]["members"] == outputs["clean"]["members"]
     [dead_letter] = [orjson.loads(line) for line in outputs["stray"]["dlq"].splitlines()]
     assert (dead_letter["reason"], dead_letter["source"]["offset"]) == ("future_timestamp", 2001)
+
+
+def test_shards_get_as_much_work_whatever_accounts_their_ids_hash_to():
+    """A heavy account first, then light ones one after another: each account stays on one shard, the
+    light ones fill the other shard up to the heavy one's work, then share both (a hash of the ids
+    split them at random), and the same lines are routed the same way again."""
+    lines = [orjson.dumps({"account_id": "heavy", "n": n}) for n in range(600)]
+    lines += [orjson.dumps({"account_id": f"light-{n // 6}", "n": n}) for n in range(600)]
+    routings = []
+    for _ in range(2):
+        router = replay_module._Router(2)
+        owners = router.line_owners(lines)
+        routings.append(owners)
+        heavy = owners[0]
+        assert set(owners[:600]) == {heavy} and set(owners[600:]) == {0, 1}
+        shard_of = {orjson.loads(line)["account_id"]: owner for line, owner in zip(lines, owners, strict=True)}
+        assert len(shard_of) == 101  # one shard per account
+        assert abs(router.work[0] - router.work[1]) <= replay_module.NEW_ACCOUNT_WORK + 6
+    assert routings[0] == routings[1]

@@ -9,7 +9,7 @@ import pytest
 from detector.detection.core import Detector
 from detector.detection.ordering import SummaryKey, record_position
 from detector.detection.records import decode_request
-from detector.detection.stages import CampaignStages, ChainedStages, DetectStage, LinkStage, MergeStage, Shard
+from detector.detection.stages import CampaignStages, ChainedStages, DetectStage, LinkStage, MergeStage, Split
 from detector.sim.scenario import Scenario
 from detector.sim.traffic import generate
 from tests.unit.detection.test_core import T0
@@ -94,15 +94,14 @@ def test_the_detect_stage_returns_alerts_dead_letters_and_summaries_of_one_messa
     assert stage.detector.profiles["a"].requests == 3 and stage.detector.duplicates == 3
 
 
-def test_a_shard_detects_only_its_accounts_and_one_shard_reports_a_split_messages_dead_letters():
+def test_a_shard_detects_only_its_part_of_a_split_message_and_one_shard_reports_its_dead_letters():
     accounts = [f"acct_{n}" for n in range(20)]
     message = b"[" + b",".join(orjson.dumps(_record(a, T0)) for a in accounts) + b', {"event_id": "x"}]'
-    shards = [Shard(index, 3) for index in range(3)]
-    results = [DetectStage(Detector()).handle(message, topic="t", partition=None, offset=7, shard=s) for s in shards]
-    detected = [r.account_id for result in results for r in result.requests]
-    assert sorted(detected) == sorted(accounts)
-    assert [len(result.dead_letters) for result in results] == [int(s.owns_message(7)) for s in shards]
-    assert sum(len(result.dead_letters) for result in results) == 1
+    owners = [n % 3 for n in range(20)]
+    splits = [Split(bytes([owner == shard for owner in owners]), shard == 1) for shard in range(3)]
+    results = [DetectStage(Detector()).handle(message, topic="t", partition=None, offset=7, split=s) for s in splits]
+    assert [[r.account_id for r in result.requests] for result in results] == [accounts[i::3] for i in range(3)]
+    assert [len(result.dead_letters) for result in results] == [0, 1, 0]
 
 
 def test_chained_stages_put_campaign_members_on_account_alerts():
