@@ -924,6 +924,9 @@ class CampaignBook:
         alone = sorted(account for account in waiting if account not in self.campaign_of)
         if linked:
             campaign = self.campaigns[linked.pop()]
+            del self._alarming[attribute]
+        elif (paged := self._paged_into(waiting)) is not None:
+            campaign = paged  # the attribute stays no campaign's: the accounts paging through it tell
         elif len(alone) >= self.policy.min_paging_campaign_accounts:
             campaign = self._found(attribute, link.timestamp)
             # its hold counts from its first member's alarm, whose own alert is held about as long
@@ -932,14 +935,28 @@ class CampaignBook:
                 self._alarm_campaigns[attribute] = campaign.campaign_id
             else:
                 self._weak_campaigns.setdefault(attribute, set()).add(campaign.campaign_id)
+            del self._alarming[attribute]
         else:
             return None
-        del self._alarming[attribute]
         for account in alone:
             requests = link.requests if account == link.account_id else 0
             self._add(campaign, link._replace(account_id=account, requests=requests), memberships)
             campaign.joined_alarming[account] = attribute
         return campaign
+
+    def _paged_into(self, waiting: dict[str, float]) -> Campaign | None:
+        """The one campaign that accounts which paged through an attribute before have all joined since,
+        through something else (their card), when ``min_paging_campaign_accounts - 1`` of them have.
+
+        A burst operator's accounts come one after another, each paging on its own within minutes,
+        through its client set-up, creation hour and template: the first two page before any campaign
+        exists, a card joins them later, and the accounts that come after on other cards paged alone
+        (eval seed 6201: ten accounts under five alert keys, two of them after the campaign had formed).
+        """
+        joined = [self._current(self.campaign_of[account]) for account in waiting if account in self.campaign_of]
+        if len(joined) < self.policy.min_paging_campaign_accounts - 1 or len(set(joined)) != 1:
+            return None
+        return self.campaigns.get(joined[0])
 
     def _owner(self, attribute: str) -> Campaign | None:
         """The alerting campaign that owns a weak attribute: every campaign it links is this one,

@@ -818,6 +818,36 @@ def test_new_accounts_paging_on_their_own_through_a_client_customers_share_are_p
     assert not any(f"user{n}" in linker.book.campaign_of for n in range(20))
 
 
+def test_new_accounts_paging_on_their_own_through_a_client_join_the_campaign_the_first_pagers_joined_since():
+    """A burst operator's new accounts come one after another, each paging within minutes through a
+    client customers share: the first two page before any campaign, a card joins them with a third,
+    and those that come after on cards of their own page through the client too. They are that
+    campaign's, not alerts of their own (eval seed 6201: ten accounts under five keys). An account
+    paging through the client while the earlier pagers are in two campaigns, or in none, stays alone."""
+    linker = CampaignLinker()
+    popular_sdk_customers(linker)
+    for n in range(2):
+        report(linker, f"loud{n}", ["payment:shared", "tls:popular-sdk"], T0 + HOUR + n, alarming=True, fresh=True)
+    assert "loud0" not in linker.book.campaign_of  # two are not yet a campaign
+    report(linker, "third", ["payment:shared", "tls:popular-sdk"], T0 + 2 * HOUR, checked=6, harvest_like=6)
+    campaign = linker.book.campaign_of["loud0"]
+    assert linker.book.campaign_of["loud1"] == linker.book.campaign_of["third"] == campaign
+    _, memberships = report(
+        linker, "later", ["payment:own", "tls:popular-sdk"], T0 + 3 * HOUR, alarming=True, fresh=True
+    )
+    assert [(m.account_id, m.campaign_id) for m in memberships] == [("later", campaign)]
+    other = CampaignLinker()
+    popular_sdk_customers(other)
+    report(other, "loud0", ["payment:shared", "tls:popular-sdk"], T0 + HOUR, alarming=True, fresh=True)
+    report(other, "loud1", ["payment:other", "tls:popular-sdk"], T0 + HOUR + 1, alarming=True, fresh=True)
+    for card in ("shared", "other"):
+        for n in range(2):
+            report(other, f"{card}{n}", [f"payment:{card}"], T0 + 2 * HOUR + n, checked=6, harvest_like=6)
+    assert other.book.campaign_of["loud0"] != other.book.campaign_of["loud1"]
+    report(other, "later", ["payment:own", "tls:popular-sdk"], T0 + 3 * HOUR, alarming=True, fresh=True)
+    assert "later" not in other.book.campaign_of
+
+
 def test_a_campaign_of_accounts_paging_on_their_own_alerts_before_the_first_of_them_pages_alone():
     """A burst campaign's new accounts page on their own minutes apart, each one's alert held
     (``account_alert_hold_minutes``) for its campaign to take it in. The campaign that three of them
