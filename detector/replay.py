@@ -39,6 +39,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, suppress
@@ -220,6 +221,11 @@ NEW_ACCOUNT_WORK = 16
 its early requests each send summaries to the link stage (fitted from shards' CPU: docs/performance.md)."""
 
 
+MAX_ROUTED_ACCOUNTS = 4_000_000
+"""Accounts the router remembers (~100 B each); those first seen after go by a stable hash of their id,
+so an account's records still all go to one shard, whatever the lines before it."""
+
+
 class _Router:
     """Which shard detects each account: the one given the least work so far, when the account's
     first record comes.
@@ -245,6 +251,8 @@ class _Router:
 
     def _new(self, account: bytes) -> int:
         work = self.work
+        if len(self.shard_of) >= MAX_ROUTED_ACCOUNTS:  # a file of millions of made-up ids: memory stays bounded
+            return zlib.crc32(account) % len(work)
         shard = self.shard_of[account] = work.index(min(work))
         work[shard] += NEW_ACCOUNT_WORK
         return shard

@@ -284,3 +284,16 @@ def test_shards_get_as_much_work_whatever_accounts_their_ids_hash_to():
         assert len(shard_of) == 101  # one shard per account
         assert abs(router.work[0] - router.work[1]) <= replay_module.NEW_ACCOUNT_WORK + 6
     assert routings[0] == routings[1]
+
+
+def test_accounts_past_what_the_router_remembers_go_by_a_hash_and_stay_on_one_shard(monkeypatch):
+    """A file of millions of made-up account ids must not grow the routing process without bound."""
+    monkeypatch.setattr(replay_module, "MAX_ROUTED_ACCOUNTS", 3)
+    lines = [orjson.dumps({"account_id": f"acct-{n % 40}", "n": n}) for n in range(400)]
+    router = replay_module._Router(2)
+    owners = router.line_owners(lines)
+    assert len(router.shard_of) == 3
+    shard_of = {}
+    for line, owner in zip(lines, owners, strict=True):
+        assert shard_of.setdefault(orjson.loads(line)["account_id"], owner) == owner
+    assert set(owners) == {0, 1}
