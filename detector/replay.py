@@ -265,23 +265,18 @@ class _Router:
         (``"account_id":"...`` once, no escapes) in a fraction of a decode; anything else is decoded.
         Inside a JSON string the pattern cannot occur (its quotes would be escaped).
         """
-        shard_of, work, key, after = self.shard_of, self.work, _ACCOUNT_KEY, len(_ACCOUNT_KEY)
+        owner, key, after = self.owner, _ACCOUNT_KEY, len(_ACCOUNT_KEY)
         owners = bytearray()
         for line in lines:
             start = line.find(key) + after
             end = line.find(b'"', start)
             if start >= after and end > 0 and line.find(b"\\", start, end) < 0 and line.find(key, end) < 0:
-                account = line[start:end]
-                shard = shard_of.get(account)
-                if shard is None:
-                    shard = self._new(account)
-                work[shard] += 1
-                owners.append(shard)
+                owners.append(owner(line[start:end]))
             elif line.isspace():
                 owners.append(_BLANK)
             else:
                 try:
-                    owners.append(self.owner(_account_of(line).account_id.encode("utf-8", "surrogatepass")))
+                    owners.append(owner(_account_of(line).account_id.encode("utf-8", "surrogatepass")))
                 except (msgspec.DecodeError, msgspec.ValidationError):  # an envelope, or a bad record
                     owners.append(_SPLIT)
         return bytes(owners)
