@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
-        help="detect-stage processes, accounts split by a hash of their id (default: this machine's cores)",
+        help="detect-stage processes, each new account to the least busy (default: this machine's cores)",
     )
     replay.set_defaults(run=_replay)
 
