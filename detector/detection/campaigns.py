@@ -34,11 +34,12 @@ from detector.detection.alerting import CAMPAIGN_ALERT_TYPE, Alert, rfc3339
 from detector.detection.policy import CampaignPolicy
 from detector.detection.scoring import Evidence
 
-ATTRIBUTE_KINDS = ("payment", "network", "tls", "setup", "cohort", "pivot", "user_agent", "template")
+ATTRIBUTE_KINDS = ("payment", "network", "tls", "setup", "wrapper", "cohort", "pivot", "user_agent", "template")
 """Kinds of shared attribute; ``network`` is the client's IPv4 /24 or IPv6 /48, ``setup`` the
 client's whole request set-up (user agent, TLS fingerprint, ``max_tokens``, temperature, system
-prompt), ``cohort`` the hour and channel the account was created in, ``pivot`` a newly released
-model the account sends to (listed in alerts only: see :data:`CONTEXT_KINDS`)."""
+prompt), ``wrapper`` the system prompt alone, ``cohort`` the hour and channel the account was
+created in, ``pivot`` a newly released model the account sends to (listed in alerts only: see
+:data:`CONTEXT_KINDS`)."""
 STRONG_KINDS = frozenset({"payment", "network", "pair"})
 """Attributes that unrelated operators rarely share (see :class:`CampaignBook`); a ``pair`` is two
 weak attributes of different kinds held together (:func:`paired`), far more specific than either."""
@@ -60,8 +61,9 @@ customers; the blocks 5230-5289 are therefore not fresh for this choice)."""
 _ALARM_KINDS_SKIPPED = STRONG_KINDS | CONTEXT_KINDS
 """Kinds through which an account that they do not link turning alarming is no news: it shares a card
 or a network with others that do not harvest, and a user agent joins no one."""
-CLIENT_KINDS = frozenset({"tls", "setup"})
-"""Weak attributes that come with an operator's client build, unlike a template anyone can paste:
+CLIENT_KINDS = frozenset({"tls", "setup", "wrapper"})
+"""Weak attributes that come with an operator's client build and script (its TLS stack, its whole
+set-up, its system prompt), unlike a template anyone can paste:
 one that only an alerting campaign's harvesters use is that campaign's (see :class:`CampaignBook`)."""
 
 
@@ -134,11 +136,12 @@ TIE_KINDS = {
     "network": "network",
     "tls": "client",
     "setup": "client",
+    "wrapper": "client",
     "cohort": "cohort",
     "template": "template",
 }
 """What kind of tie a linking attribute makes for an account that has not harvested yet; a TLS
-fingerprint and a client set-up are one client. Pairs make none: their parts do."""
+fingerprint, a client set-up and a system prompt are one client. Pairs make none: their parts do."""
 ORDINARY_ODDS = 20.0
 """An account whose own requests are this many times likelier as ordinary traffic than as its
 attribute's is not tied to it (see :meth:`AttributeIndex._ordinary`)."""
@@ -195,6 +198,8 @@ def attribute_keys(request, template_fingerprints: Iterable[int], new_model: boo
     setup = client_setup(request)
     if setup:
         keys.append(_hashed("setup", setup))
+    if request.system_prompt_hash:
+        keys.append(_hashed("wrapper", request.system_prompt_hash))
     if request.account_created_at is not None:
         keys.append(_hashed("cohort", f"{int(request.account_created_at // COHORT_SECONDS)}/{request.signup_channel}"))
     if new_model:
@@ -1431,6 +1436,7 @@ _NOUNS = {
     "pair": ("client/creation-hour/template pair", "client/creation-hour/template pairs"),
     "tls": ("TLS fingerprint", "TLS fingerprints"),
     "setup": ("client set-up", "client set-ups"),
+    "wrapper": ("system prompt", "system prompts"),
     "cohort": ("creation hour", "creation hours"),
     "pivot": ("switch to a new model", "switches to a new model"),
     "user_agent": ("user agent", "user agents"),

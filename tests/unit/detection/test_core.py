@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 
+import msgspec
+
 from detector.detection.core import Detector
 from detector.detection.records import Request
+from detector.detection.stages import ChainedStages
 
 T0 = 1_772_409_600.0
 HOUR = 3600.0
@@ -229,3 +232,46 @@ def test_an_old_account_busy_from_the_detectors_first_hour_is_reported_through_i
     assert product == {"payment": 4}  # no network: the test's records carry no address
     assert woken["payment"] == 4 and woken["tls"] == 4 and woken["setup"] == 4
     assert new["tls"] == 4
+
+
+def _operator_on_browsers(system_prompts: list[str | None]) -> set[str]:
+    """New accounts of one burst operator coming ten minutes apart, each on its own card and network,
+    opened hours apart, on one of three browsers that people use too, each sending its ``system_prompts``
+    entry (no prompt text: no template to share); the alert keys that page them, and nobody else."""
+    browsers = ["tls-chrome", "tls-firefox", "tls-safari"]
+    people = [
+        msgspec.structs.replace(r, tls_fingerprint=browsers[i % 3], client_ip=f"198.51.{i}.7")
+        for i in range(30)
+        for r in chatter(f"person-{i}", T0, 12.0, seed=i)
+    ]
+    accounts = [
+        r
+        for n, system_prompt in enumerate(system_prompts)
+        for r in extractor(
+            f"script-{n}",
+            T0 + 2 * HOUR + n * 600,
+            400,
+            every=6.0,
+            tls_fingerprint=browsers[n % 3],
+            user_agent=f"Mozilla/5.0 {browsers[n % 3]}",
+            payment_fingerprint=f"pm-{n}",
+            client_ip=f"203.0.{n}.9",
+            system_prompt_hash=system_prompt,
+            account_created_at=T0 - (1 + n / 4) * 86400,
+            prompt_text=None,
+        )
+    ]
+    stages = ChainedStages()
+    alerts = [a for r in sorted(people + accounts, key=lambda r: r.timestamp) for a in stages.process(r)]
+    paged = [a for a in alerts if a.status == "firing" and a.severity in ("warning", "critical")]
+    assert {f"script-{n}" for n in range(len(system_prompts))} <= {x for a in paged for x in a.account_ids}
+    assert not {x for a in paged for x in a.account_ids if x.startswith("person")}
+    return {a.dedup_key for a in paged}
+
+
+def test_an_operators_accounts_on_different_browsers_sharing_its_system_prompt_are_one_campaign():
+    """A system prompt is the operator's own wrapper: its accounts share it whatever client they send
+    from, where a browser's TLS fingerprint is shared with people (eval seed 6230: 35 accounts on three
+    browsers, each paging on its own, under six alert keys; one with the system prompt)."""
+    assert len(_operator_on_browsers(["sp-operator"] * 9)) == 1
+    assert len(_operator_on_browsers([f"sp-{n}" for n in range(9)])) > 1
