@@ -221,6 +221,18 @@ def test_an_account_that_stops_harvesting_leaves_its_campaign():
     assert [(m.account_id, m.campaign_id) for m in memberships] == [("a3", None)]
 
 
+def test_an_account_that_joins_after_another_left_is_listed_though_the_campaign_is_no_larger():
+    """A trickle campaign's members leave as their traffic stops looking like harvesting and its next
+    ones join: the alert is re-sent for each newcomer, not only when the campaign is larger than at its
+    last alert (tuning seed 1057: 17 members joined after the last alert and were never listed)."""
+    linker = CampaignLinker()
+    proxy_campaign(linker)
+    report(linker, "a3", ["network:proxy"], T0 + 2 * HOUR, checked=6, harvest_like=1)  # leaves: 29 members
+    [update] = firing(report(linker, "newcomer", ["network:proxy"], T0 + 2 * HOUR + 1)[0])  # 30 again
+    assert "newcomer" in update.account_ids and "a3" not in update.account_ids
+    assert not firing(linker.expire(T0 + 3 * HOUR)[0])  # nothing new since: no update
+
+
 def test_an_account_leaves_when_it_stops_harvesting_even_after_its_attribute_stopped_linking():
     linker = CampaignLinker()
     proxy_campaign(linker)
