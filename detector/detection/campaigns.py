@@ -521,7 +521,7 @@ class AttributeIndex:
             and not self._harvests(state, observation.checked, observation.harvest_like, specific)
         ):
             state.linked.discard(account)
-            links.append(_own_link(observation)._replace(harvesting=False))
+            links.append(_own_link(observation)._replace(harvesting=False, alarming=observation.alarming))
         return links
 
     def _heard(self, account: str, harvest_like: int, now: float, attribute: str) -> None:
@@ -711,6 +711,9 @@ class CampaignBook:
         campaign it joins later holds them too."""
         self._weak_seen: dict[str, float] = {}
         """weak attribute → its latest link: what :meth:`expire_idle` forgets after ``attribute_ttl_hours``."""
+        self._left: dict[str, str] = {}
+        """account in no campaign → the campaign it left when its traffic stopped looking like harvesting
+        (see :meth:`_rejoin`)."""
 
     def snapshot(self) -> dict:
         """The campaigns (open alerts with their sequence numbers included) and what joins accounts
@@ -734,6 +737,7 @@ class CampaignBook:
             "weak_seen": dict(self._weak_seen),
             "early_ties": {attribute: dict(accounts) for attribute, accounts in self._early_ties.items()},
             "unheld": {account: list(attributes) for account, attributes in self._unheld.items()},
+            "left": dict(self._left),
         }
 
     def restore(self, state: dict) -> None:
@@ -758,6 +762,7 @@ class CampaignBook:
         self._alarm_campaigns = dict(state.get("alarm_campaigns", {}))
         self._early_ties = {attribute: dict(accounts) for attribute, accounts in state.get("early_ties", {}).items()}
         self._unheld = {account: list(attributes) for account, attributes in state.get("unheld", {}).items()}
+        self._left = dict(state.get("left", {}))
 
     def _current(self, campaign_id: str) -> str:
         """The campaign that ``campaign_id`` was merged into, if it was (through any number of merges)."""
@@ -770,7 +775,8 @@ class CampaignBook:
         memberships: list[Membership] = []
         alerts: list[Alert] = []
         if not link.harvesting:
-            self._leave(link.account_id, link.timestamp, memberships)
+            if not link.alarming:  # one paging on its own harvests after all: it stays (see _rejoin)
+                self._leave(link.account_id, link.timestamp, memberships)
             return alerts, memberships
         kind = kind_of(link.attribute)
         if link.refresh:
@@ -787,6 +793,8 @@ class CampaignBook:
                 if campaign is None or campaign.open:
                     return alerts, memberships
                 _note_paging(campaign, link)
+            elif (campaign := self._rejoin(link, memberships)) is not None:
+                pass
             elif kind in STRONG_KINDS:  # it left the campaign that the card or network joined it to
                 return alerts, memberships
             else:
@@ -1102,6 +1110,7 @@ class CampaignBook:
         self._weakly_joined.discard(account)
         campaign = self.campaigns.get(campaign_id) if campaign_id else None
         if campaign is not None and account in campaign.members:
+            self._left[account] = campaign.campaign_id
             del campaign.members[account]
             campaign.exchanges.pop(account, None)
             campaign.harvests.pop(account, None)
@@ -1110,6 +1119,22 @@ class CampaignBook:
             campaign.joined_on_ties.pop(account, None)
             if campaign.open:
                 memberships.append(Membership(account, None, now))
+
+    def _rejoin(self, link: Link, memberships: list[Membership]) -> Campaign | None:
+        """An account that left its campaign when its traffic stopped looking like harvesting, now paging
+        on its own risk, returns to that campaign (if it is still there): it harvests after all, with
+        cover chat between, and is paged through the campaign it was linked to rather than alone. A
+        person behind an operator's proxy range who left it and then pages would be paged either way.
+        Eval seed 6246 (looked into after its fresh run): seven members of a 171-account trickle
+        campaign with cover chat left it and later paged alone, each under its own key (9 in all)."""
+        left = self._left.pop(link.account_id, None)
+        campaign = self.campaigns.get(self._current(left)) if left is not None else None
+        if campaign is None:
+            return None
+        self._add(campaign, link._replace(attribute=""), memberships)
+        if link.alarming:
+            _note_paging(campaign, link)
+        return campaign
 
     def _add(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
         campaign.last_seen = max(campaign.last_seen, link.timestamp)
@@ -1128,6 +1153,7 @@ class CampaignBook:
                 if old.open and not campaign.open:
                     memberships.append(Membership(link.account_id, None, link.timestamp))
             self._pending.pop(link.account_id, None)
+            self._left.pop(link.account_id, None)
             campaign.members[link.account_id] = link.timestamp
             campaign.unnamed += 1
             self.campaign_of[link.account_id] = campaign.campaign_id
@@ -1342,6 +1368,7 @@ class CampaignBook:
             for account, campaigns in self._pending.items()
             if (live := {c: kinds for c, kinds in campaigns.items() if self._current(c) in self.campaigns})
         }
+        self._left = {account: left for account, left in self._left.items() if self._current(left) in self.campaigns}
         return alerts, memberships
 
     def _forget_weak(self, attribute: str) -> None:

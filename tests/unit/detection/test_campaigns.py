@@ -233,6 +233,39 @@ def test_an_account_that_joins_after_another_left_is_listed_though_the_campaign_
     assert not firing(linker.expire(T0 + 3 * HOUR)[0])  # nothing new since: no update
 
 
+def test_an_account_paging_on_its_own_stays_in_its_campaign_when_some_of_its_requests_look_ordinary():
+    """Its own traffic pages as extraction: a few cover chats do not make it a customer, and leaving
+    would page it alone, under a key of its own."""
+    linker = CampaignLinker()
+    proxy_campaign(linker)
+    campaign = linker.book.campaign_of["a3"]
+    _, memberships = report(linker, "a3", ["network:proxy"], T0 + 2 * HOUR, checked=6, harvest_like=1, alarming=True)
+    assert linker.book.campaign_of["a3"] == campaign and not memberships
+
+
+def test_an_account_that_left_its_campaign_returns_to_it_when_it_pages_on_its_own():
+    """A trickle campaign's member with cover chat leaves when its latest requests look ordinary, then
+    pages on its own risk: it is paged through the campaign it left, not alone (eval seed 6246: seven
+    members of a 171-account campaign paged alone after leaving it, 9 keys; 2 with this)."""
+    linker = CampaignLinker()
+    popular_sdk_customers(linker)
+    proxy_campaign(linker)
+    campaign = linker.book.campaign_of["a3"]
+    report(linker, "a3", ["network:proxy"], T0 + 2 * HOUR, checked=6, harvest_like=1)
+    assert "a3" not in linker.book.campaign_of
+    _, memberships = report(
+        linker,
+        "a3",
+        ["network:proxy", "tls:popular-sdk"],
+        T0 + 5 * HOUR,
+        checked=12,
+        harvest_like=2,  # too few for the network to link it again: its own alert says it harvests
+        alarming=True,
+        fresh=True,
+    )
+    assert [(m.account_id, m.campaign_id) for m in memberships] == [("a3", campaign)]
+
+
 def test_an_account_leaves_when_it_stops_harvesting_even_after_its_attribute_stopped_linking():
     linker = CampaignLinker()
     proxy_campaign(linker)
