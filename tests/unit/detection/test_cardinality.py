@@ -136,6 +136,7 @@ def rss_mib() -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~200 s alone here; the default 300 s was hit beside two evaluation sweeps
 def test_a_million_fresh_accounts_while_a_campaign_runs_stay_within_the_caps_and_the_campaign_is_paged():
     """Through the three stages in one process (replay's path), with caps of 20,000 accounts and 50,000
     attributes: the flood's one-request accounts and one-account attributes make room for each other,
