@@ -648,7 +648,8 @@ class Campaign:
     def grown(self) -> bool:
         """Whether it has members its last alert did not list. Not only when it is larger: members whose
         traffic stopped harvesting leave, and a trickle campaign's next ones join as others leave (tuning
-        seed 1057: 17 members joined after the last of 17 alerts, at 8.2 h, and were never listed)."""
+        seed 1057: 17 members joined after the last of 17 alerts, at 8.2 h, and were never listed). The
+        size still counts for a snapshot taken before ``unnamed`` was kept (restored as 0)."""
         return self.unnamed > 0 or len(self.members) > self.alerted_size
 
 
@@ -793,11 +794,9 @@ class CampaignBook:
                 if campaign is None or campaign.open:
                     return alerts, memberships
                 _note_paging(campaign, link)
-            elif (campaign := self._rejoin(link, memberships)) is not None:
-                pass
-            elif kind in STRONG_KINDS:  # it left the campaign that the card or network joined it to
-                return alerts, memberships
-            else:
+            elif (campaign := self._rejoin(link, memberships)) is None:
+                if kind in STRONG_KINDS:  # it left the campaign the card or network joined it to, now gone
+                    return alerts, memberships
                 campaign = self._join_alarming(link, memberships)
         elif kind in CONTEXT_KINDS:
             campaign = self.campaigns.get(self.campaign_of.get(link.account_id, ""))
@@ -1132,8 +1131,7 @@ class CampaignBook:
         if campaign is None:
             return None
         self._add(campaign, link._replace(attribute=""), memberships)
-        if link.alarming:
-            _note_paging(campaign, link)
+        _note_paging(campaign, link)
         return campaign
 
     def _add(self, campaign: Campaign, link: Link, memberships: list[Membership]) -> None:
